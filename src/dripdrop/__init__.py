@@ -1,0 +1,1 @@
+"""DripDrop: a PostgreSQL-backed, multi-channel messaging sequence engine."""
