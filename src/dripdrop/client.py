@@ -1,0 +1,159 @@
+"""The public facades: :class:`DripDrop` (sync) and :class:`AsyncDripDrop` (asyncio).
+
+Both are thin. Every operation is one plain function ``fn(runtime, connection, ...)`` in
+``definitions/`` or ``engine/``; the sync face runs it in a transaction of the sync engine, the
+async face through ``AsyncConnection.run_sync`` — the logic is written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection
+
+from dripdrop.db.engine import make_async_engine, schema_options
+from dripdrop.db.migrate import upgrade
+from dripdrop.operations import OPERATIONS
+from dripdrop.runtime import Runtime
+
+
+def _host_connection(connection: Any, schema: str) -> Connection:
+    """A host's Session or Connection, pointed at our schema, in the host's transaction."""
+    if hasattr(connection, "connection") and not isinstance(connection, Connection):
+        connection = connection.connection()  # a Session
+    return connection.execution_options(**schema_options(schema))
+
+
+class _Base:
+    _rt: Runtime
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        schema: str | None = None,
+        encryption_key: str | None = None,
+        clock: Callable[[], Any] | None = None,
+        allow_private_network: bool | None = None,
+        outbound_allowlist: tuple[str, ...] | list[str] = (),
+        engine_options: dict[str, Any] | None = None,
+    ) -> None:
+        self._rt = Runtime(
+            database_url,
+            schema=schema,
+            encryption_key=encryption_key,
+            clock=clock,
+            allow_private_network=allow_private_network,
+            outbound_allowlist=tuple(outbound_allowlist),
+            engine_options=engine_options,
+        )
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema this instance uses."""
+        return self._rt.schema
+
+    @property
+    def runtime(self) -> Runtime:
+        """Internals for extensions (the worker, the dashboard)."""
+        return self._rt
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} schema={self.schema!r}>"
+
+
+class DripDrop(_Base):
+    """The synchronous face of DripDrop. See API.md for every method."""
+
+    def _call(self, fn: Callable[..., Any], *args: Any, connection: Any = None, **kw: Any) -> Any:
+        if connection is not None:
+            return fn(self._rt, _host_connection(connection, self.schema), *args, **kw)
+        with self._rt.engine.begin() as conn:
+            return fn(self._rt, conn, *args, **kw)
+
+    def setup(self) -> None:
+        """Create the schema and apply migrations (idempotent; safe to call on every start)."""
+        upgrade(self._rt.engine, self.schema)
+
+    def close(self) -> None:
+        """Release connections."""
+        self._rt.dispose()
+
+    def __enter__(self) -> DripDrop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run_async(self, coro_fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coro_fn(*args, **kw))
+        raise RuntimeError(
+            "DripDrop (sync) called inside a running event loop: use AsyncDripDrop there"
+        )
+
+
+class AsyncDripDrop(_Base):
+    """The asyncio face of DripDrop: the same methods, as coroutines."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._aengine = make_async_engine(self._rt.database_url, self.schema)
+
+    async def _call(
+        self, fn: Callable[..., Any], *args: Any, connection: Any = None, **kw: Any
+    ) -> Any:
+        def run(sync_conn: Connection) -> Any:
+            return fn(
+                self._rt, sync_conn.execution_options(**schema_options(self.schema)), *args, **kw
+            )
+
+        if connection is not None:
+            return await connection.run_sync(
+                (lambda session: run(session.connection()))
+                if hasattr(connection, "get_bind")
+                else run
+            )
+        async with self._aengine.begin() as conn:
+            return await conn.run_sync(run)
+
+    async def setup(self) -> None:
+        """Create the schema and apply migrations (idempotent)."""
+        await asyncio.to_thread(upgrade, self._rt.engine, self.schema)
+
+    async def close(self) -> None:
+        """Release connections."""
+        await self._aengine.dispose()
+        self._rt.dispose()
+
+    async def __aenter__(self) -> AsyncDripDrop:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _sync_method(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def method(self: DripDrop, *args: Any, **kw: Any) -> Any:
+        return self._call(fn, *args, **kw)
+
+    return method
+
+
+def _async_method(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def method(self: AsyncDripDrop, *args: Any, **kw: Any) -> Any:
+        return await self._call(fn, *args, **kw)
+
+    return method
+
+
+for _name, _fn in OPERATIONS.items():
+    setattr(DripDrop, _name, _sync_method(_fn))
+    setattr(AsyncDripDrop, _name, _async_method(_fn))

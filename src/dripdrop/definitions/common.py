@@ -1,0 +1,73 @@
+"""Helpers shared by the definition modules: ids, keys, tenants, lookups."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, Table, select, update
+
+from dripdrop.errors import NotFound, ValidationError
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+
+
+def slugify(name: str) -> str:
+    """'Welcome Email!' → 'welcome_email'."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "step"
+
+
+def check_key(key: Any, field: str = "key") -> str:
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise ValidationError.single(
+            field, f"invalid key {key!r}: letters, digits, _ . : - (at most 200 characters)"
+        )
+    return key
+
+
+def as_uuid(value: Any, field: str = "id") -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise ValidationError.single(field, f"not a valid id: {value!r}") from None
+
+
+def tenant_clause(table: Table, tenant_key: str | None) -> Any:
+    """Rows of exactly this tenant (NULL = global); tenants never mix."""
+    col = table.c.tenant_key
+    return col.is_(None) if tenant_key is None else col == tenant_key
+
+
+def get_row(conn: Connection, table: Table, id_: Any, what: str, *, lock: bool = False) -> Any:
+    stmt = select(table).where(table.c.id == as_uuid(id_, f"{what}_id"))
+    if lock:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound(f"{what} {id_} not found")
+    return row
+
+
+def require_text(value: Any, field: str, errors: dict[str, list[str]]) -> None:
+    if not isinstance(value, str) or not value.strip():
+        errors.setdefault(field, []).append("is required")
+
+
+def touch(conn: Connection, table: Table, id_: uuid.UUID, now: Any, **values: Any) -> Any:
+    """Update a row by id and return it."""
+    row = conn.execute(
+        update(table).where(table.c.id == id_).values(updated_at=now, **values).returning(table)
+    ).first()
+    if row is None:
+        raise NotFound(f"{table.name} row {id_} not found")
+    return row
+
+
+def raise_if(errors: dict[str, list[str]]) -> None:
+    if errors:
+        raise ValidationError(errors)

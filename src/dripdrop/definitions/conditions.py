@@ -1,0 +1,202 @@
+"""Conditions on steps: enrollment data, hooks, event counts and time windows."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Connection, delete, insert, select
+
+from dripdrop.db import models as m
+from dripdrop.definitions.common import as_uuid, get_row, raise_if, touch
+from dripdrop.errors import ValidationError
+from dripdrop.records import Condition, from_row
+from dripdrop.runtime import Runtime
+
+C = m.Condition.__table__
+ST = m.Step.__table__
+H = m.HttpHook.__table__
+V = m.SequenceVersion.__table__
+
+CONDITION_TYPES = ("enrollment_data", "hook", "event", "time_window")
+OPERATORS = ("eq", "neq", "gt", "lt", "gte", "lte", "in", "not_in", "contains", "exists")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _expected_text(value: Any) -> str | None:
+    """Expected values are stored as text; lists (for in/not_in) as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(list(value) if isinstance(value, tuple) else value)
+    return str(value)
+
+
+def _check_time_window(config: Any, errors: dict[str, list[str]]) -> None:
+    if not isinstance(config, dict):
+        errors["config"] = ["a time_window condition needs config with days, start and end"]
+        return
+    tz, tz_field = config.get("timezone"), config.get("timezone_field")
+    if tz is None and tz_field is None:
+        errors["config.timezone"] = ["give timezone or timezone_field"]
+    if tz is not None:
+        try:
+            ZoneInfo(str(tz))
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["config.timezone"] = [f"unknown IANA timezone {tz!r}"]
+    days = config.get("days", list(DAYS))
+    if not isinstance(days, list) or not days or any(str(d).lower()[:3] not in DAYS for d in days):
+        errors["config.days"] = [f"must be a non-empty list of {', '.join(DAYS)}"]
+    for key in ("start", "end"):
+        if not isinstance(config.get(key), str) or not _HHMM.match(config[key]):
+            errors[f"config.{key}"] = ["must be a time HH:MM (24-hour)"]
+
+
+def validate_condition(
+    conn: Connection,
+    step_row: Any,
+    condition_type: str,
+    operator: str,
+    field_path: Any,
+    hook_function: Any,
+    http_hook_id: Any,
+    config: Any,
+) -> None:
+    """Collect every problem of a condition into one ValidationError."""
+    errors: dict[str, list[str]] = {}
+    if condition_type not in CONDITION_TYPES:
+        errors["condition_type"] = [
+            f"unknown condition type {condition_type!r}; expected one of "
+            f"{', '.join(CONDITION_TYPES)}"
+        ]
+    if condition_type != "time_window" and operator not in OPERATORS:
+        errors["operator"] = [
+            f"unknown operator {operator!r}; expected one of {', '.join(OPERATORS)}"
+        ]
+    if config is not None and not isinstance(config, dict):
+        errors["config"] = ["must be a dict"]
+    if condition_type == "enrollment_data":
+        if not isinstance(field_path, str) or not field_path.strip():
+            errors["field_path"] = ["is required for an enrollment_data condition"]
+        elif field_path.startswith("$"):
+            from jsonpath import JSONPathError, compile as jp_compile
+
+            try:
+                jp_compile(field_path)
+            except JSONPathError as exc:
+                errors["field_path"] = [f"invalid JSONPath: {exc}"]
+    elif condition_type == "hook":
+        if not hook_function and not http_hook_id:
+            errors["hook_function"] = ["a hook condition needs hook_function or http_hook_id"]
+        if http_hook_id:
+            try:
+                hid = as_uuid(http_hook_id, "http_hook_id")
+                seq_id = conn.execute(
+                    select(V.c.sequence_id).where(V.c.id == step_row.sequence_version_id)
+                ).scalar_one()
+                hook = conn.execute(select(H.c.sequence_id).where(H.c.id == hid)).first()
+                if hook is None:
+                    errors["http_hook_id"] = [f"HTTP hook {hid} does not exist"]
+                elif hook.sequence_id != seq_id:
+                    errors["http_hook_id"] = ["the HTTP hook belongs to another sequence"]
+            except ValidationError as exc:
+                errors.update(exc.errors)
+    elif condition_type == "event":
+        key = (config or {}).get("event_key") if isinstance(config, dict) else None
+        if not isinstance(key, str) or not key:
+            errors["config.event_key"] = ["an event condition needs config={'event_key': ...}"]
+    elif condition_type == "time_window":
+        _check_time_window(config, errors)
+    raise_if(errors)
+
+
+def create_condition(
+    rt: Runtime,
+    conn: Connection,
+    step_id: Any,
+    *,
+    condition_type: str | None = None,
+    field_path: str | None = None,
+    operator: str = "eq",
+    expected_value: Any = None,
+    hook_function: str | None = None,
+    http_hook_id: Any = None,
+    config: dict[str, Any] | None = None,
+) -> Condition:
+    """Add a condition to a step. Given only ``http_hook_id`` (or ``hook_function``) it is a hook
+    condition; otherwise ``condition_type`` defaults to ``enrollment_data``."""
+    step = get_row(conn, ST, step_id, "step")
+    if condition_type is None:
+        condition_type = "hook" if (http_hook_id or hook_function) else "enrollment_data"
+    validate_condition(
+        conn, step, condition_type, operator, field_path, hook_function, http_hook_id, config
+    )
+    row = conn.execute(
+        insert(C)
+        .values(
+            id=uuid.uuid4(),
+            step_id=step.id,
+            condition_type=condition_type,
+            operator=operator,
+            field_path=field_path,
+            expected_value=_expected_text(expected_value),
+            hook_function=hook_function,
+            http_hook_id=as_uuid(http_hook_id) if http_hook_id else None,
+            config=config or {},
+            tenant_key=step.tenant_key,
+        )
+        .returning(C)
+    ).one()
+    return from_row(Condition, row)
+
+
+def update_condition(rt: Runtime, conn: Connection, condition_id: Any, **changes: Any) -> Condition:
+    """Change a condition; it is re-validated as a whole."""
+    row = get_row(conn, C, condition_id, "condition")
+    allowed = {
+        "condition_type",
+        "field_path",
+        "operator",
+        "expected_value",
+        "hook_function",
+        "http_hook_id",
+        "config",
+    }
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({k: ["cannot be changed"] for k in unknown})
+    merged = {k: changes.get(k, getattr(row, k)) for k in allowed}
+    step = get_row(conn, ST, row.step_id, "step")
+    validate_condition(
+        conn,
+        step,
+        merged["condition_type"],
+        merged["operator"],
+        merged["field_path"],
+        merged["hook_function"],
+        merged["http_hook_id"],
+        merged["config"],
+    )
+    if "expected_value" in changes:
+        changes["expected_value"] = _expected_text(changes["expected_value"])
+    return from_row(Condition, touch(conn, C, row.id, rt.now(), **changes))
+
+
+def delete_condition(rt: Runtime, conn: Connection, condition_id: Any) -> None:
+    """Remove a condition."""
+    row = get_row(conn, C, condition_id, "condition")
+    conn.execute(delete(C).where(C.c.id == row.id))
+
+
+def list_conditions(rt: Runtime, conn: Connection, step_id: Any) -> list[Condition]:
+    """The conditions of a step, oldest first."""
+    rows = conn.execute(
+        select(C).where(C.c.step_id == as_uuid(step_id, "step_id")).order_by(C.c.inserted_at)
+    )
+    return [from_row(Condition, r) for r in rows]

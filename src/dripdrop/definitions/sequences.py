@@ -1,0 +1,239 @@
+"""Sequences and their versions."""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from dripdrop.db import models as m
+from dripdrop.definitions.common import (
+    check_key,
+    get_row,
+    raise_if,
+    require_text,
+    tenant_clause,
+    touch,
+)
+from dripdrop.errors import NotFound, ValidationError
+from dripdrop.records import Sequence, SequenceVersion, from_row
+from dripdrop.runtime import Runtime
+
+S = m.Sequence.__table__
+V = m.SequenceVersion.__table__
+
+_VERSION_CONFIG_KEYS = {"exit_events", "channel_rotation"}
+
+
+def _check_hook_module(hook_module: Any, errors: dict[str, list[str]]) -> None:
+    if hook_module is None:
+        return
+    if not isinstance(hook_module, str) or not hook_module.strip():
+        errors.setdefault("hook_module", []).append("must be a module path like 'myapp.hooks'")
+        return
+    module = hook_module.split(":", 1)[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        errors.setdefault("hook_module", []).append(f"module {module!r} cannot be imported")
+
+
+def create_sequence(
+    rt: Runtime,
+    conn: Connection,
+    *,
+    name: str,
+    key: str,
+    description: str | None = None,
+    hook_module: str | None = None,
+    active: bool = True,
+    metadata: dict[str, Any] | None = None,
+    tenant_key: str | None = None,
+) -> Sequence:
+    """Create a sequence. ``key`` is unique per tenant."""
+    errors: dict[str, list[str]] = {}
+    require_text(name, "name", errors)
+    try:
+        check_key(key)
+    except ValidationError as exc:
+        errors.update(exc.errors)
+    _check_hook_module(hook_module, errors)
+    raise_if(errors)
+    exists = conn.execute(
+        select(S.c.id).where(S.c.key == key, tenant_clause(S, tenant_key))
+    ).first()
+    if exists:
+        raise ValidationError.single("key", f"a sequence with key {key!r} already exists")
+    row = conn.execute(
+        insert(S)
+        .values(
+            id=uuid.uuid4(),
+            name=name,
+            key=key,
+            description=description,
+            hook_module=hook_module,
+            active=active,
+            metadata=metadata or {},
+            tenant_key=tenant_key,
+        )
+        .returning(S)
+    ).one()
+    return from_row(Sequence, row)
+
+
+def get_sequence_row(conn: Connection, key: str, tenant_key: str | None = None) -> Any:
+    row = conn.execute(select(S).where(S.c.key == key, tenant_clause(S, tenant_key))).first()
+    if row is None:
+        raise NotFound(f"sequence {key!r} not found")
+    return row
+
+
+def get_sequence(
+    rt: Runtime, conn: Connection, key: str, *, tenant_key: str | None = None
+) -> Sequence:
+    """The sequence with this key (raises NotFound)."""
+    return from_row(Sequence, get_sequence_row(conn, key, tenant_key))
+
+
+def list_sequences(
+    rt: Runtime, conn: Connection, *, tenant_key: str | None = None, active: bool | None = None
+) -> list[Sequence]:
+    """Every sequence of the tenant, by name."""
+    stmt = select(S).where(tenant_clause(S, tenant_key)).order_by(S.c.name)
+    if active is not None:
+        stmt = stmt.where(S.c.active == active)
+    return [from_row(Sequence, r) for r in conn.execute(stmt)]
+
+
+def update_sequence(rt: Runtime, conn: Connection, sequence_id: Any, **changes: Any) -> Sequence:
+    """Change name, description, hook_module, active or metadata."""
+    allowed = {"name", "description", "hook_module", "active", "metadata"}
+    unknown = set(changes) - allowed
+    errors: dict[str, list[str]] = {k: ["cannot be changed"] for k in unknown}
+    if "name" in changes:
+        require_text(changes["name"], "name", errors)
+    if "hook_module" in changes:
+        _check_hook_module(changes["hook_module"], errors)
+    raise_if(errors)
+    row = get_row(conn, S, sequence_id, "sequence")
+    return from_row(Sequence, touch(conn, S, row.id, rt.now(), **changes))
+
+
+def delete_sequence(rt: Runtime, conn: Connection, sequence_id: Any) -> None:
+    """Delete a sequence with its versions, steps, enrollments and history."""
+    row = get_row(conn, S, sequence_id, "sequence")
+    conn.execute(delete(S).where(S.c.id == row.id))
+
+
+def _check_version_config(config: Any, errors: dict[str, list[str]]) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        errors.setdefault("config", []).append("must be a dict")
+        return {}
+    exits = config.get("exit_events")
+    if exits is not None and (
+        not isinstance(exits, list) or not all(isinstance(e, str) and e for e in exits)
+    ):
+        errors.setdefault("config.exit_events", []).append("must be a list of event keys")
+    rotation = config.get("channel_rotation")
+    if rotation is not None:
+        from dripdrop.definitions.adapters import check_rotation
+
+        check_rotation(rotation, errors)
+    return config
+
+
+def create_sequence_version(
+    rt: Runtime,
+    conn: Connection,
+    sequence_id: Any,
+    *,
+    version: int | None = None,
+    active: bool = False,
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> SequenceVersion:
+    """Add a version (a draft unless ``active``); ``version`` defaults to the next number."""
+    seq = get_row(conn, S, sequence_id, "sequence", lock=True)
+    errors: dict[str, list[str]] = {}
+    config = _check_version_config(config, errors)
+    if version is not None and (not isinstance(version, int) or version < 1):
+        errors.setdefault("version", []).append("must be a positive integer")
+    raise_if(errors)
+    if version is None:
+        version = (
+            conn.execute(
+                select(func.coalesce(func.max(V.c.version), 0)).where(V.c.sequence_id == seq.id)
+            ).scalar_one()
+            + 1
+        )
+    elif conn.execute(
+        select(V.c.id).where(V.c.sequence_id == seq.id, V.c.version == version)
+    ).first():
+        raise ValidationError.single("version", f"version {version} already exists")
+    row = conn.execute(
+        insert(V)
+        .values(
+            id=uuid.uuid4(),
+            sequence_id=seq.id,
+            version=version,
+            name=name,
+            active=False,
+            config=config,
+            tenant_key=seq.tenant_key,
+        )
+        .returning(V)
+    ).one()
+    if active:
+        return activate_version(rt, conn, row.id)
+    return from_row(SequenceVersion, row)
+
+
+def activate_version(rt: Runtime, conn: Connection, version_id: Any) -> SequenceVersion:
+    """Make this version the active one (the others of its sequence are deactivated)."""
+    row = get_row(conn, V, version_id, "sequence version")
+    now = rt.now()
+    conn.execute(
+        update(V)
+        .where(V.c.sequence_id == row.sequence_id, V.c.active, V.c.id != row.id)
+        .values(active=False, updated_at=now)
+    )
+    return from_row(SequenceVersion, touch(conn, V, row.id, now, active=True))
+
+
+def deactivate_version(rt: Runtime, conn: Connection, version_id: Any) -> SequenceVersion:
+    """Deactivate a version: no new enrollments; existing ones keep running."""
+    row = get_row(conn, V, version_id, "sequence version")
+    return from_row(SequenceVersion, touch(conn, V, row.id, rt.now(), active=False))
+
+
+def update_sequence_version(
+    rt: Runtime, conn: Connection, version_id: Any, *, name: Any = ..., config: Any = ...
+) -> SequenceVersion:
+    """Rename a version or replace its config."""
+    row = get_row(conn, V, version_id, "sequence version")
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    if name is not ...:
+        values["name"] = name
+    if config is not ...:
+        values["config"] = _check_version_config(config, errors)
+    raise_if(errors)
+    return from_row(SequenceVersion, touch(conn, V, row.id, rt.now(), **values))
+
+
+def list_versions(rt: Runtime, conn: Connection, sequence_id: Any) -> list[SequenceVersion]:
+    """The versions of a sequence, oldest first."""
+    rows = conn.execute(select(V).where(V.c.sequence_id == sequence_id).order_by(V.c.version))
+    return [from_row(SequenceVersion, r) for r in rows]
+
+
+def get_active_version(rt: Runtime, conn: Connection, sequence_id: Any) -> SequenceVersion | None:
+    """The active version of a sequence, if any."""
+    row = conn.execute(select(V).where(V.c.sequence_id == sequence_id, V.c.active)).first()
+    return from_row(SequenceVersion, row) if row else None

@@ -1,0 +1,266 @@
+"""Steps of a sequence version."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from dripdrop.channels.base import CHANNELS
+from dripdrop.db import models as m
+from dripdrop.definitions.common import (
+    as_uuid,
+    check_key,
+    get_row,
+    raise_if,
+    require_text,
+    slugify,
+    touch,
+)
+from dripdrop.errors import ValidationError
+from dripdrop.records import Step, from_row
+from dripdrop.runtime import Runtime
+from dripdrop.templates import ENGINES, validate_config_templates
+from dripdrop.timing import normalize_timing
+
+V = m.SequenceVersion.__table__
+ST = m.Step.__table__
+A = m.ChannelAdapter.__table__
+
+TEMPLATE_TYPES = ("inline", "module", "external")
+ON_FAILURE = ("continue", "halt")
+
+
+def _check_adapter(
+    conn: Connection, adapter_id: Any, channel: str, field: str, errors: dict[str, list[str]]
+) -> uuid.UUID | None:
+    try:
+        aid = as_uuid(adapter_id, field)
+    except ValidationError as exc:
+        errors.update(exc.errors)
+        return None
+    row = conn.execute(select(A.c.channel).where(A.c.id == aid)).first()
+    if row is None:
+        errors.setdefault(field, []).append(f"channel adapter {aid} does not exist")
+    elif row.channel != channel:
+        errors.setdefault(field, []).append(
+            f"adapter {aid} is for channel {row.channel!r}, not {channel!r}"
+        )
+    return aid
+
+
+def validate_step(
+    conn: Connection,
+    *,
+    channel: Any,
+    timing: Any,
+    config: Any,
+    template_type: Any,
+    template_content: Any,
+    template_module: Any,
+    template_function: Any,
+    channel_adapter_id: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check a step's fields, collecting every problem; return (timing, config) normalised."""
+    errors: dict[str, list[str]] = {}
+    if channel not in CHANNELS:
+        errors["channel"] = [f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}"]
+    norm_timing: dict[str, Any] = {}
+    try:
+        norm_timing = normalize_timing(timing)
+    except ValidationError as exc:
+        errors.update(exc.errors)
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        errors["config"] = ["must be a dict"]
+        config = {}
+    engine = config.get("template_engine", "liquid")
+    if engine not in ENGINES:
+        errors["config.template_engine"] = [
+            f"unknown template engine {engine!r}; expected one of {', '.join(ENGINES)}"
+        ]
+    else:
+        try:
+            validate_config_templates(config, engine)
+        except ValidationError as exc:
+            errors.update(exc.errors)
+    if config.get("on_failure", "continue") not in ON_FAILURE:
+        errors["config.on_failure"] = ["must be 'continue' or 'halt'"]
+    retries = config.get("max_retries", 3)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
+        errors["config.max_retries"] = ["must be an integer from 0 to 100"]
+    rotation = config.get("channel_adapter_rotation")
+    if rotation is not None:
+        if not isinstance(rotation, list) or not rotation:
+            errors["config.channel_adapter_rotation"] = ["must be a non-empty list of adapter ids"]
+        else:
+            ids = [
+                _check_adapter(conn, a, channel, "config.channel_adapter_rotation", errors)
+                for a in rotation
+            ]
+            config = {**config, "channel_adapter_rotation": [str(i) for i in ids if i]}
+    if template_type not in TEMPLATE_TYPES:
+        errors["template_type"] = [f"must be one of {', '.join(TEMPLATE_TYPES)}"]
+    elif template_type == "module":
+        if not template_module:
+            errors["template_module"] = ["is required when template_type is 'module'"]
+        if not template_function:
+            errors["template_function"] = ["is required when template_type is 'module'"]
+    elif template_type == "external":
+        url = (template_content or {}).get("url") if isinstance(template_content, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            errors["template_content.url"] = [
+                "an external template needs template_content={'url': 'https://…'}"
+            ]
+    if channel_adapter_id is not None and channel in CHANNELS:
+        _check_adapter(conn, channel_adapter_id, channel, "channel_adapter_id", errors)
+    raise_if(errors)
+    return norm_timing, config
+
+
+def create_step(
+    rt: Runtime,
+    conn: Connection,
+    version_id: Any,
+    *,
+    name: str,
+    channel: str,
+    key: str | None = None,
+    position: int | None = None,
+    timing: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    template_type: str = "inline",
+    template_content: Any = None,
+    template_module: str | None = None,
+    template_function: str | None = None,
+    channel_adapter_id: Any = None,
+    active: bool = True,
+) -> Step:
+    """Add a step to a version. ``key`` defaults to a slug of ``name``; ``position`` appends."""
+    version = get_row(conn, V, version_id, "sequence version", lock=True)
+    errors: dict[str, list[str]] = {}
+    require_text(name, "name", errors)
+    if key is None and isinstance(name, str):
+        key = slugify(name)
+    try:
+        check_key(key)
+    except ValidationError as exc:
+        errors.update(exc.errors)
+    if position is not None and (not isinstance(position, int) or position < 0):
+        errors["position"] = ["must be a non-negative integer"]
+    raise_if(errors)
+    norm_timing, config = validate_step(
+        conn,
+        channel=channel,
+        timing=timing,
+        config=config,
+        template_type=template_type,
+        template_content=template_content,
+        template_module=template_module,
+        template_function=template_function,
+        channel_adapter_id=channel_adapter_id,
+    )
+    if conn.execute(
+        select(ST.c.id).where(ST.c.sequence_version_id == version.id, ST.c.key == key)
+    ).first():
+        raise ValidationError.single(
+            "key", f"a step with key {key!r} already exists in this version"
+        )
+    if position is None:
+        position = (
+            conn.execute(
+                select(func.coalesce(func.max(ST.c.position), 0)).where(
+                    ST.c.sequence_version_id == version.id
+                )
+            ).scalar_one()
+            + 1
+        )
+    row = conn.execute(
+        insert(ST)
+        .values(
+            id=uuid.uuid4(),
+            sequence_version_id=version.id,
+            name=name,
+            key=key,
+            position=position,
+            channel=channel,
+            timing=norm_timing,
+            config=config,
+            template_type=template_type,
+            template_content=template_content,
+            template_module=template_module,
+            template_function=template_function,
+            channel_adapter_id=as_uuid(channel_adapter_id) if channel_adapter_id else None,
+            active=active,
+            tenant_key=version.tenant_key,
+        )
+        .returning(ST)
+    ).one()
+    return from_row(Step, row)
+
+
+def update_step(rt: Runtime, conn: Connection, step_id: Any, **changes: Any) -> Step:
+    """Change a step's fields; the whole step is re-validated."""
+    row = get_row(conn, ST, step_id, "step")
+    allowed = {
+        "name",
+        "position",
+        "channel",
+        "timing",
+        "config",
+        "template_type",
+        "template_content",
+        "template_module",
+        "template_function",
+        "channel_adapter_id",
+        "active",
+    }
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({k: ["cannot be changed"] for k in unknown})
+    merged = {k: changes.get(k, getattr(row, k)) for k in allowed}
+    timing, config = validate_step(
+        conn,
+        channel=merged["channel"],
+        timing=merged["timing"],
+        config=merged["config"],
+        template_type=merged["template_type"],
+        template_content=merged["template_content"],
+        template_module=merged["template_module"],
+        template_function=merged["template_function"],
+        channel_adapter_id=merged["channel_adapter_id"],
+    )
+    values = dict(changes)
+    if "timing" in changes:
+        values["timing"] = timing
+    if "config" in changes:
+        values["config"] = config
+    return from_row(Step, touch(conn, ST, row.id, rt.now(), **values))
+
+
+def deactivate_step(rt: Runtime, conn: Connection, step_id: Any) -> Step:
+    """Skip this step from now on (enrollments move past it); history is kept."""
+    return update_step(rt, conn, step_id, active=False)
+
+
+def delete_step(rt: Runtime, conn: Connection, step_id: Any) -> None:
+    """Delete a step with its conditions and execution history (prefer deactivate_step)."""
+    row = get_row(conn, ST, step_id, "step")
+    conn.execute(delete(ST).where(ST.c.id == row.id))
+
+
+def get_step(rt: Runtime, conn: Connection, step_id: Any) -> Step:
+    """One step by id."""
+    return from_row(Step, get_row(conn, ST, step_id, "step"))
+
+
+def list_steps(rt: Runtime, conn: Connection, version_id: Any) -> list[Step]:
+    """The steps of a version in position order."""
+    rows = conn.execute(
+        select(ST)
+        .where(ST.c.sequence_version_id == as_uuid(version_id, "version_id"))
+        .order_by(ST.c.position, ST.c.inserted_at)
+    )
+    return [from_row(Step, r) for r in rows]

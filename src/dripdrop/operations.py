@@ -1,0 +1,48 @@
+"""The table of public operations shared by DripDrop and AsyncDripDrop (name → function)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dripdrop.definitions import adapters, conditions, http_hooks, sequences, steps
+
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    # sequences and versions
+    "create_sequence": sequences.create_sequence,
+    "get_sequence": sequences.get_sequence,
+    "list_sequences": sequences.list_sequences,
+    "update_sequence": sequences.update_sequence,
+    "delete_sequence": sequences.delete_sequence,
+    "create_sequence_version": sequences.create_sequence_version,
+    "activate_version": sequences.activate_version,
+    "deactivate_version": sequences.deactivate_version,
+    "update_sequence_version": sequences.update_sequence_version,
+    "list_versions": sequences.list_versions,
+    "get_active_version": sequences.get_active_version,
+    # steps and conditions
+    "create_step": steps.create_step,
+    "get_step": steps.get_step,
+    "list_steps": steps.list_steps,
+    "update_step": steps.update_step,
+    "deactivate_step": steps.deactivate_step,
+    "delete_step": steps.delete_step,
+    "create_condition": conditions.create_condition,
+    "update_condition": conditions.update_condition,
+    "delete_condition": conditions.delete_condition,
+    "list_conditions": conditions.list_conditions,
+    # channel adapters
+    "create_channel_adapter": adapters.create_channel_adapter,
+    "get_channel_adapter": adapters.get_channel_adapter,
+    "list_channel_adapters": adapters.list_channel_adapters,
+    "get_default_adapter": adapters.get_default_adapter,
+    "update_channel_adapter": adapters.update_channel_adapter,
+    "deactivate_channel_adapter": adapters.deactivate_channel_adapter,
+    "delete_channel_adapter": adapters.delete_channel_adapter,
+    # HTTP hooks
+    "create_http_hook": http_hooks.create_http_hook,
+    "get_http_hook": http_hooks.get_http_hook,
+    "list_http_hooks": http_hooks.list_http_hooks,
+    "update_http_hook": http_hooks.update_http_hook,
+    "delete_http_hook": http_hooks.delete_http_hook,
+}

@@ -1,0 +1,130 @@
+"""The per-instance runtime: settings, engines, key ring, clock and in-process services.
+
+Everything the definitions, the engine and the worker need flows from one Runtime object owned by
+a DripDrop / AsyncDripDrop instance — no module-level state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from dripdrop.channels.providers.dev import Outbox
+from dripdrop.config import Clock, Settings, system_clock, validate_schema_name
+from dripdrop.crypto import KeyRing, generate_key
+from dripdrop.db.embedded import embedded_database_url
+from dripdrop.db.engine import make_engine
+from dripdrop.errors import ConfigurationError
+from dripdrop.net.policy import OutboundPolicy
+
+log = logging.getLogger("dripdrop")
+
+
+@dataclass
+class LocalBus:
+    """In-process pub/sub subscribers (``dd.subscribe(topic, callback)``)."""
+
+    _subs: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]:
+        with self._lock:
+            self._subs.setdefault(topic, []).append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subs.get(topic, []):
+                    self._subs[topic].remove(callback)
+
+        return unsubscribe
+
+    def subscribers(self, topic: str) -> list[Callable[..., Any]]:
+        with self._lock:
+            return list(self._subs.get(topic, [])) + list(self._subs.get("*", []))
+
+
+class Runtime:
+    """Configuration and services shared by every operation of one DripDrop instance."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        schema: str | None = None,
+        encryption_key: str | None = None,
+        clock: Clock | None = None,
+        allow_private_network: bool | None = None,
+        outbound_allowlist: tuple[str, ...] = (),
+        engine_options: dict[str, Any] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.schema = validate_schema_name(schema or self.settings.schema_name)
+        self.embedded = False
+        url = database_url or self.settings.database_url
+        if not url:
+            url = embedded_database_url(self.settings.data_home())
+            self.embedded = True
+        self.database_url = url
+        self.clock: Clock = clock or system_clock
+        self._key_source = encryption_key or self.settings.encryption_key
+        self._keyring: KeyRing | None = None
+        private = (
+            self.settings.allow_private_network
+            if allow_private_network is None
+            else allow_private_network
+        )
+        self.policy = OutboundPolicy(
+            allow_private_network=private, allowlist=tuple(outbound_allowlist)
+        )
+        self.engine: Engine = make_engine(url, self.schema, **(engine_options or {}))
+        self.outbox = Outbox()
+        self.bus = LocalBus()
+        self.worker_id = f"{os.uname().nodename}:{os.getpid()}"
+
+    @property
+    def keyring(self) -> KeyRing:
+        """The key ring; with the embedded database a key is generated beside the data."""
+        if self._keyring is None:
+            source = self._key_source
+            if not source and self.embedded:
+                source = self._embedded_key()
+            if not source:
+                raise ConfigurationError(
+                    "no encryption key: set DRIPDROP_ENCRYPTION_KEY (generate one with "
+                    "`dripdrop gen-key`) or pass DripDrop(encryption_key=...) before storing "
+                    "credentials"
+                )
+            self._keyring = KeyRing.from_env_value(source)
+        return self._keyring
+
+    def _embedded_key(self) -> str:
+        path: Path = self.settings.data_home() / "encryption.key"
+        if path.exists():
+            return path.read_text().strip()
+        key = generate_key()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        log.warning(
+            "dripdrop: generated an encryption key for the embedded database at %s; "
+            "set DRIPDROP_ENCRYPTION_KEY for a real deployment",
+            path,
+        )
+        return key
+
+    def now(self) -> Any:
+        from dripdrop.config import aware
+
+        return aware(self.clock())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
