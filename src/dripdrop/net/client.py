@@ -1,0 +1,128 @@
+"""The guarded client and ``guarded_request``, the one entry point for outbound HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import httpx2
+
+from dripdrop.errors import ConfigurationError, PermanentError
+from dripdrop.net.policy import OutboundPolicy
+from dripdrop.net.transport import GuardedTransport, response_too_large
+
+# Options that would route requests around the guarded transport.
+_FORBIDDEN = ("transport", "mounts", "proxy", "trust_env", "follow_redirects", "max_redirects")
+
+
+class GuardedClient(httpx2.AsyncClient):
+    """An ``AsyncClient`` bound to an :class:`OutboundPolicy`; build it with create_http_client."""
+
+    policy: OutboundPolicy
+
+
+def create_http_client(policy: OutboundPolicy, **kwargs: Any) -> GuardedClient:
+    """Build the guarded async HTTP client for ``policy``.
+
+    ``kwargs`` go to ``httpx2.AsyncClient`` (``headers``, ``auth``, ``base_url``, ``timeout``
+    …); ``verify`` (True or a verifying ``ssl.SSLContext``), ``http1``, ``http2``, ``limits``
+    and ``retries`` configure the transport. Options that could bypass the guard
+    (``transport``, ``mounts``, ``proxy``, ``trust_env``) or the redirect handling are refused,
+    and ``verify=False`` raises :class:`ConfigurationError`.
+    """
+    bad = sorted(k for k in kwargs if k in _FORBIDDEN)
+    if bad:
+        raise ConfigurationError(f"create_http_client does not accept {', '.join(bad)}")
+    verify: ssl.SSLContext | bool = kwargs.pop("verify", True)
+    transport = GuardedTransport(
+        policy,
+        verify=verify,
+        http1=kwargs.pop("http1", True),
+        http2=kwargs.pop("http2", False),
+        limits=kwargs.pop("limits", None),
+        retries=kwargs.pop("retries", 0),
+    )
+    kwargs.setdefault("timeout", httpx2.Timeout(policy.timeout))
+    client = GuardedClient(
+        transport=transport,
+        # Environment proxies would be mounted as unguarded transports.
+        trust_env=False,
+        # Redirects are followed by guarded_request, hop by hop; the library's own following
+        # (if a caller asks for it per request) still goes through the guarded transport.
+        follow_redirects=False,
+        max_redirects=policy.max_redirects,
+        **kwargs,
+    )
+    client.policy = policy
+    return client
+
+
+async def guarded_request(
+    client: httpx2.AsyncClient,
+    method: str,
+    url: str | httpx2.URL,
+    *,
+    follow_redirects: bool = True,
+    **kwargs: Any,
+) -> httpx2.Response:
+    """Send a request through the guard and return the fully read response.
+
+    Every hop (the first request and each redirect) is resolved and vetted before connecting;
+    at most ``policy.max_redirects`` redirects are followed (then :class:`PermanentError`
+    "too many redirects"); the decoded body is capped at ``policy.max_response_bytes``
+    (:class:`PermanentError` "response too large"); the whole call, redirects included, must
+    finish within ``policy.timeout`` seconds (``httpx2.TimeoutException`` otherwise).
+    Non-2xx responses are returned, not raised: pass them to ``classify_http_error``.
+    ``kwargs`` are those of ``httpx2.AsyncClient.build_request`` (``json``, ``content``,
+    ``headers``, ``params``, ``timeout``…).
+    """
+    if not isinstance(client, GuardedClient):
+        raise ConfigurationError("guarded_request needs a client from create_http_client")
+    policy = client.policy
+    request = client.build_request(method, url, **kwargs)
+    try:
+        async with asyncio.timeout(policy.timeout):
+            return await _send(client, request, policy, follow_redirects)
+    except TimeoutError as exc:
+        raise httpx2.ReadTimeout(
+            f"request to {request.url.host} exceeded {policy.timeout}s", request=request
+        ) from exc
+
+
+async def _send(
+    client: GuardedClient, request: httpx2.Request, policy: OutboundPolicy, follow: bool
+) -> httpx2.Response:
+    history: list[httpx2.Response] = []
+    while True:
+        response = await client.send(request, stream=True, follow_redirects=False)
+        next_request = response.next_request if follow else None
+        if next_request is None:
+            break
+        await response.aclose()
+        history.append(response)
+        if len(history) > policy.max_redirects:
+            raise PermanentError(
+                f"too many redirects: more than {policy.max_redirects} from {history[0].url}",
+                status=response.status_code,
+            )
+        request = next_request
+    response.history = history
+    await _read_capped(response, policy.max_response_bytes)
+    return response
+
+
+async def _read_capped(response: httpx2.Response, limit: int) -> None:
+    """Like ``Response.aread`` but counting decoded bytes, so a compression bomb stops early."""
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            total += len(chunk)
+            if total > limit:
+                raise response_too_large(limit, response.url)
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    # Same attribute Response.aread fills; afterwards .content/.text/.json() work as usual.
+    response._content = b"".join(chunks)

@@ -1,0 +1,81 @@
+"""The outbound policy: which destinations the guarded HTTP client may reach."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from dripdrop.errors import ValidationError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class OutboundPolicy:
+    """Limits applied to every outbound HTTP request.
+
+    ``allow_private_network`` lifts the private/loopback/link-local refusals (for development
+    and on-premise installs) but never the cloud-metadata one. ``allowlist`` entries are
+    hostnames (``"hooks.internal"``, or ``"*.internal"`` for any subdomain) or IP
+    addresses/CIDRs (``"127.0.0.1/32"``, ``"10.0.0.0/8"``) that are always allowed, metadata
+    addresses included when listed explicitly.
+    """
+
+    allow_private_network: bool = False
+    allowlist: tuple[str, ...] = ()
+    max_redirects: int = 5
+    max_response_bytes: int = 5_000_000
+    timeout: float = 10.0
+    # Parsed forms of ``allowlist``, computed once so checks stay cheap.
+    _networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
+    _hosts: frozenset[str] = field(init=False, repr=False, compare=False)
+    _suffixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if isinstance(self.allowlist, str):
+            # A bare string would be iterated character by character.
+            object.__setattr__(self, "allowlist", (self.allowlist,))
+        networks: list[IPNetwork] = []
+        hosts: set[str] = set()
+        suffixes: list[str] = []
+        for entry in self.allowlist:
+            text = entry.strip().lower().rstrip(".")
+            try:
+                networks.append(ipaddress.ip_network(text.strip("[]"), strict=False))
+                continue
+            except ValueError:
+                pass
+            label = text[2:] if text.startswith("*.") else text
+            if not label or any(c in label for c in "/ :*@"):
+                errors.setdefault("allowlist", []).append(f"not a hostname or CIDR: {entry!r}")
+            elif text.startswith("*."):
+                suffixes.append("." + label)
+            else:
+                hosts.add(label)
+        if self.max_redirects < 0:
+            errors["max_redirects"] = ["must be >= 0"]
+        if self.max_response_bytes <= 0:
+            errors["max_response_bytes"] = ["must be > 0"]
+        if self.timeout <= 0:
+            errors["timeout"] = ["must be > 0"]
+        if errors:
+            raise ValidationError(errors)
+        object.__setattr__(self, "_networks", tuple(networks))
+        object.__setattr__(self, "_hosts", frozenset(hosts))
+        object.__setattr__(self, "_suffixes", tuple(suffixes))
+
+    def host_allowed(self, host: str) -> bool:
+        """True when ``host`` (a hostname) is on the allowlist by name."""
+        name = host.strip().lower().rstrip(".")
+        return name in self._hosts or any(name.endswith(s) for s in self._suffixes)
+
+    def address_allowed(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """True when ``ip`` falls in an allowlisted address or CIDR."""
+        candidates = [ip]
+        # ::ffff:a.b.c.d is the same host as a.b.c.d, so "127.0.0.1/32" covers both.
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            candidates.append(ip.ipv4_mapped)
+        return any(
+            c in net for c in candidates for net in self._networks if c.version == net.version
+        )
