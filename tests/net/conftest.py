@@ -45,7 +45,8 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     return seen
 
 
-FakeDNS = Callable[[dict[str, list[str]]], list[str]]
+# Answers are a fixed list, or a callable giving a new answer per lookup (rebinding).
+FakeDNS = Callable[[dict[str, list[str] | Callable[[], list[str]]]], list[str]]
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
     """Install fake answers for some names; returns the list of every name looked up."""
     real = socket.getaddrinfo
 
-    def install(answers: dict[str, list[str]]) -> list[str]:
+    def install(answers: dict[str, list[str] | Callable[[], list[str]]]) -> list[str]:
         lookups: list[str] = []
 
         def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
@@ -61,11 +62,12 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
             lookups.append(name)
             if name not in answers:
                 return real(host, port, family, type, proto, flags)
+            answer = answers[name]
             return [
                 (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (ip, port, 0, 0))
                 if ":" in ip
                 else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
-                for ip in answers[name]
+                for ip in (answer() if callable(answer) else answer)
             ]
 
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

@@ -44,8 +44,21 @@ def test_parse_host_other_forms(host: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["example.com", "localhost", "hooks.internal", "", "256.1", "0x100.1", "4294967296",
-     "1.2.3.4.5", "08.1", "1..2", "[not-ipv6]", "1e5", "٣.1"],
+    [
+        "example.com",
+        "localhost",
+        "hooks.internal",
+        "",
+        "256.1",
+        "0x100.1",
+        "4294967296",
+        "1.2.3.4.5",
+        "08.1",
+        "1..2",
+        "[not-ipv6]",
+        "1e5",
+        "٣.1",
+    ],
 )
 def test_parse_host_returns_none_for_names_and_invalid_numbers(host: str) -> None:
     assert parse_host(host) is None
@@ -107,8 +120,14 @@ def test_accepts_ipaddress_objects_and_names_host() -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8", "2002:808:808::1",
-     "64:ff9b::808:808"],
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700::1111",
+        "::ffff:8.8.8.8",
+        "2002:808:808::1",
+        "64:ff9b::808:808",
+    ],
 )
 def test_public_addresses_pass(address: str) -> None:
     check_address(address, OutboundPolicy())

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from dripdrop.errors import OutboundBlocked
 from dripdrop.net import OutboundPolicy, resolve_and_check
 
-FakeDNS = Callable[[dict[str, list[str]]], list[str]]  # the fake_dns fixture (conftest)
+FakeDNS = Callable[[dict[str, Any]], list[str]]  # the fake_dns fixture (conftest)
+
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "0x7f.1", "2130706433", "0177.1", "[::1]", "::1"])
 async def test_numeric_hosts_are_checked_without_a_lookup(host: str, fake_dns: FakeDNS) -> None:

@@ -44,4 +44,3 @@ async def resolve_and_check(host: str, port: int, policy: OutboundPolicy) -> lis
         for address in addresses:
             check_address(address, policy, host=name)
     return addresses
-
