@@ -16,8 +16,13 @@ from dripdrop.channels.emailfmt import (
 )
 from dripdrop.errors import PermanentError
 
-ADAPTER = AdapterInfo(id=None, name="smtp", channel="email", provider="smtp",
-                      config={"from": "News <news@example.com>"})
+ADAPTER = AdapterInfo(
+    id=None,
+    name="smtp",
+    channel="email",
+    provider="smtp",
+    config={"from": "News <news@example.com>"},
+)
 
 
 def _msg(key: str = "exec-1", **fields: object) -> Message:
@@ -67,8 +72,12 @@ def test_unsubscribe_headers() -> None:
 
 def test_build_mime_structure_and_headers() -> None:
     mime = build_mime(
-        _msg(reply_to="help@example.com", cc=["c1@x.io", "c2@x.io"],
-             headers={"X-Campaign": "spring"}, unsubscribe_url="https://u.io/1"),
+        _msg(
+            reply_to="help@example.com",
+            cc=["c1@x.io", "c2@x.io"],
+            headers={"X-Campaign": "spring"},
+            unsubscribe_url="https://u.io/1",
+        ),
         ADAPTER,
     )
     parsed = email.message_from_bytes(mime.as_bytes(), policy=policy.default)

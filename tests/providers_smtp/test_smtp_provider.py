@@ -15,10 +15,16 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 
 
 def _adapter(port: int, creds: dict[str, Any] | None = None, **config: Any) -> AdapterInfo:
-    cfg = {"host": "127.0.0.1", "port": port, "security": "none", "timeout": 5,
-           "from": "DripDrop <news@example.com>"} | config
-    return AdapterInfo(id="a1", name="relay", channel="email", provider="smtp",
-                       credentials=creds or {}, config=cfg)
+    cfg = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "timeout": 5,
+        "from": "DripDrop <news@example.com>",
+    } | config
+    return AdapterInfo(
+        id="a1", name="relay", channel="email", provider="smtp", credentials=creds or {}, config=cfg
+    )
 
 
 def _message(key: str = "exec-42", **fields: Any) -> Message:
@@ -167,8 +173,12 @@ async def test_header_injection_is_permanent_and_nothing_is_sent(smtp_server) ->
 
 
 def test_adapter_validation() -> None:
-    creds, config = validate_adapter("email", "smtp", {"username": "u", "password": "p"},
-                                     {"host": "smtp.example.com", "from": "a@example.com"})
+    creds, config = validate_adapter(
+        "email",
+        "smtp",
+        {"username": "u", "password": "p"},
+        {"host": "smtp.example.com", "from": "a@example.com"},
+    )
     assert config["security"] == "starttls" and config["validate_certs"] is True
     assert config["from"] == "a@example.com"
     assert creds == {"username": "u", "password": "p"}

@@ -28,10 +28,30 @@ __all__ = [
     "unsubscribe_headers",
 ]
 
-_BLOCK_TAGS = frozenset({
-    "p", "div", "section", "article", "header", "footer", "table", "tr", "ul", "ol",
-    "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "hr", "address",
-})
+_BLOCK_TAGS = frozenset(
+    {
+        "p",
+        "div",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "table",
+        "tr",
+        "ul",
+        "ol",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
+        "hr",
+        "address",
+    }
+)
 _SKIP_TAGS = frozenset({"script", "style", "head", "title", "template"})
 # Headers that describe the MIME structure: extra headers must not change them.
 _STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
@@ -112,8 +132,10 @@ def make_message_id(idempotency_key: str, from_address: str | None) -> str:
     The domain is the sender's (``dripdrop.local`` when it has none); a key that is not a valid
     RFC 5322 id-left is replaced by its SHA-256 so the id stays well-formed.
     """
-    left = idempotency_key if _ID_LEFT.match(idempotency_key or "") else (
-        hashlib.sha256((idempotency_key or "").encode()).hexdigest()[:40]
+    left = (
+        idempotency_key
+        if _ID_LEFT.match(idempotency_key or "")
+        else (hashlib.sha256((idempotency_key or "").encode()).hexdigest()[:40])
     )
     domain = "dripdrop.local"
     if from_address:
