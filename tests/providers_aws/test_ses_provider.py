@@ -206,3 +206,20 @@ def test_missing_credentials_name_the_field() -> None:
             {"region": "Europe"},
         )
     assert set(info.value.errors) == {"config.region"}
+
+
+async def test_goes_through_the_guarded_client(ses: FakeSes, httpserver: HTTPServer) -> None:
+    from dripdrop.net import OutboundPolicy, create_http_client
+
+    allowed = create_http_client(OutboundPolicy(allow_private_network=True))
+    async with allowed:
+        result = await _send(allowed, _adapter(httpserver))
+    assert result.provider_message_id == "0102018f-ses-id-000001"
+    assert len(ses.received) == 1
+
+    # The default policy refuses loopback: a permanent failure, and nothing reaches the server.
+    strict = create_http_client(OutboundPolicy())
+    async with strict:
+        with pytest.raises(PermanentError):
+            await _send(strict, _adapter(httpserver))
+    assert len(ses.received) == 1
