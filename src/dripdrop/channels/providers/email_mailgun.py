@@ -1,0 +1,82 @@
+"""Email through Mailgun's HTTP API (``POST /v3/{domain}/messages``, form-encoded).
+
+EU accounts set ``config.base_url`` to ``https://api.eu.mailgun.net``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dripdrop.channels.base import (
+    AdapterInfo,
+    DeliveryContext,
+    DeliveryResult,
+    Fields,
+    Message,
+    ProviderSpec,
+)
+from dripdrop.channels.http import Secrets, error_for, load, parse_body, send, url_join
+from dripdrop.channels.providers._email import EmailConfig, build_email
+from dripdrop.channels.registry import register
+
+API = "https://api.mailgun.net"
+
+
+class MailgunCredentials(Fields):
+    api_key: str
+
+
+class MailgunConfig(EmailConfig):
+    domain: str
+    base_url: str | None = API
+
+
+def _detail(body: Any) -> str | None:
+    if isinstance(body, dict):
+        return body.get("message")
+    return body if isinstance(body, str) else None
+
+
+class MailgunProvider:
+    """Sends one email per delivery; the answer's ``id`` is the Message-ID Mailgun kept."""
+
+    async def send(
+        self, message: Message, adapter: AdapterInfo, ctx: DeliveryContext
+    ) -> DeliveryResult:
+        """Post the email as Mailgun form fields; raise Transient/PermanentError on failure."""
+        creds = load(MailgunCredentials, adapter.credentials, "credentials")
+        config = load(MailgunConfig, adapter.config, "config")
+        secrets = Secrets([creds.api_key])
+        email = build_email(message, adapter)
+        data: dict[str, Any] = {
+            "from": email.sender,
+            "to": email.to,
+            "subject": email.subject,
+            "text": email.text,
+            # Our stable Message-ID makes a retried send recognisable downstream.
+            "h:Message-Id": email.message_id,
+        }
+        if email.html:
+            data["html"] = email.html
+        if email.cc:
+            data["cc"] = email.cc
+        if email.bcc:
+            data["bcc"] = email.bcc
+        if email.reply_to:
+            data["h:Reply-To"] = ", ".join(email.reply_to)
+        for name, value in email.headers.items():
+            data[f"h:{name}"] = value
+        url = url_join(config.base_url or API, f"/v3/{config.domain}/messages")
+        response = await send(ctx, "POST", url, secrets=secrets, label="mailgun",
+                              auth=("api", creds.api_key), data=data,
+                              timeout_ms=config.timeout_ms)
+        body = parse_body(response)
+        if response.status_code >= 300:
+            raise error_for(response, secrets=secrets, label="mailgun", detail=_detail(body))
+        msg_id = body.get("id") if isinstance(body, dict) else None
+        return DeliveryResult(provider_message_id=msg_id, status="sent", response=body)
+
+
+register(ProviderSpec("email", "mailgun", MailgunCredentials, MailgunConfig, MailgunProvider,
+                      "Mailgun HTTP API (US or EU region via base_url)",
+                      secret_fields=("api_key",)))
