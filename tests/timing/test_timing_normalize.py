@@ -274,3 +274,17 @@ def test_timeout_both_or_neither() -> None:
 def test_timeout_values(amount: Any, unit: Any, bad: str) -> None:
     timing = {"type": "event", "trigger_event": "e", "timeout_amount": amount, "timeout_unit": unit}
     assert list(errors_of(timing)) == [bad]
+
+
+def test_bad_phrase_and_bad_relative_to_reported_together() -> None:
+    errs = errors_of({"type": "delay", "human_expression": "in 3 eons", "relative_to": "x"})
+    assert set(errs) == {"timing.human_expression", "timing.relative_to"}
+
+
+def test_public_surface_is_pinned() -> None:
+    import dripdrop.timing
+
+    assert sorted(dripdrop.timing.__all__) == [
+        "HumanTiming", "delay_delta", "due_time", "event_timeout_at",
+        "next_cron_time", "normalize_timing", "parse_human",
+    ]  # fmt: skip

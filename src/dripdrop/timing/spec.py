@@ -8,7 +8,7 @@ from typing import Any
 
 from dripdrop.errors import ValidationError
 from dripdrop.timing.cron import load_zone, to_cron
-from dripdrop.timing.human import parse_human
+from dripdrop.timing.human import HumanTiming, parse_human
 
 __all__ = ["TYPES", "UNITS", "normalize_timing", "unit_of"]
 
@@ -68,26 +68,31 @@ def _amount(t: dict, amount_key: str, unit_key: str, errs: _Errors) -> tuple[int
     return (amount, unit) if ok else None  # type: ignore[return-value]
 
 
+def _delay_phrase(human: Any, errs: _Errors) -> HumanTiming | None:
+    try:
+        parsed = parse_human(human)
+    except ValidationError as exc:
+        errs.merge(exc)
+        return None
+    if parsed.kind != "delay":
+        errs.add("human_expression", f"{human!r} is a recurring schedule, not a delay")
+        return None
+    return parsed
+
+
 def _delay(t: dict, out: dict, errs: _Errors) -> None:
-    human, parsed = t.get("human_expression"), None
-    if human is not None:
-        try:
-            parsed = parse_human(human)
-        except ValidationError as exc:
-            errs.merge(exc)
-        if parsed and parsed.kind != "delay":
-            errs.add("human_expression", f"{human!r} is a recurring schedule, not a delay")
-            parsed = None
-        elif parsed:
-            out["human_expression"] = human
-    if human is not None and parsed is None:
-        pass  # already reported; amounts are only required without a phrase
-    elif parsed and "delay_amount" not in t and "delay_unit" not in t:
+    human = t.get("human_expression")
+    parsed = _delay_phrase(human, errs) if human is not None else None
+    if parsed:
+        out["human_expression"] = human
+    # Explicit amounts are required without a phrase, and checked against it with one.
+    if human is None or "delay_amount" in t or "delay_unit" in t:
+        if pair := _amount(t, "delay_amount", "delay_unit", errs):
+            out["delay_amount"], out["delay_unit"] = pair
+            if parsed and pair != (parsed.amount, parsed.unit):
+                errs.add("human_expression", f"{human!r} disagrees with delay_amount/delay_unit")
+    elif parsed:
         out["delay_amount"], out["delay_unit"] = parsed.amount, parsed.unit
-    elif pair := _amount(t, "delay_amount", "delay_unit", errs):
-        out["delay_amount"], out["delay_unit"] = pair
-        if parsed and pair != (parsed.amount, parsed.unit):
-            errs.add("human_expression", f"{human!r} disagrees with delay_amount/delay_unit")
     relative = t.get("relative_to", "enrollment_start")
     if relative not in RELATIVE_TO:
         errs.add("relative_to", f"must be one of {', '.join(RELATIVE_TO)}")
