@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +18,8 @@ from sqlalchemy import Connection
 
 from dripdrop.db.engine import make_async_engine, schema_options
 from dripdrop.db.migrate import upgrade
-from dripdrop.operations import OPERATIONS
+from dripdrop.operations import DEFINITION_CHANGES, OPERATIONS
+from dripdrop.records import RunSummary
 from dripdrop.runtime import Runtime
 
 
@@ -25,6 +28,18 @@ def _host_connection(connection: Any, schema: str) -> Connection:
     if hasattr(connection, "connection") and not isinstance(connection, Connection):
         connection = connection.connection()  # a Session
     return connection.execution_options(**schema_options(schema))
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGTERM/SIGINT stop the loop gracefully (only possible in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
 
 
 class _Base:
@@ -72,7 +87,10 @@ class DripDrop(_Base):
         if connection is not None:
             return fn(self._rt, _host_connection(connection, self.schema), *args, **kw)
         with self._rt.engine.begin() as conn:
-            return fn(self._rt, conn, *args, **kw)
+            result = fn(self._rt, conn, *args, **kw)
+        if fn.__name__ in DEFINITION_CHANGES:
+            self._rt.defs.clear()
+        return result
 
     def setup(self) -> None:
         """Create the schema and apply migrations (idempotent; safe to call on every start)."""
@@ -87,6 +105,67 @@ class DripDrop(_Base):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def run_due(self, *, batch_size: int = 100, concurrency: int = 100) -> RunSummary:
+        """Process everything due at ``clock()`` (including work that becomes due meanwhile)."""
+        from dripdrop.worker.db import ThreadDb
+        from dripdrop.worker.runner import drain
+        from dripdrop.worker.services import Services
+
+        async def go() -> RunSummary:
+            services = Services(self._rt, ThreadDb(self._rt))
+            try:
+                return await drain(
+                    self._rt, services.db, services, batch_size=batch_size, concurrency=concurrency
+                )
+            finally:
+                await services.aclose()
+
+        return self._run_async(go)
+
+    def run_worker(
+        self, concurrency: int = 10, stop_event: threading.Event | None = None, **options: Any
+    ) -> RunSummary:
+        """Run the worker loop until ``stop_event`` is set (or SIGTERM/SIGINT in the main
+        thread); in-flight deliveries finish or are released before it returns."""
+        from dripdrop.worker.db import ThreadDb
+        from dripdrop.worker.runner import work
+        from dripdrop.worker.services import Services
+
+        async def go() -> RunSummary:
+            stop = asyncio.Event()
+            _install_signal_handlers(stop)
+            watcher = None
+            if stop_event is not None:
+
+                async def watch() -> None:
+                    while not stop_event.is_set():
+                        await asyncio.sleep(0.05)
+                    stop.set()
+
+                watcher = asyncio.create_task(watch())
+            services = Services(self._rt, ThreadDb(self._rt))
+            try:
+                return await work(
+                    self._rt, services.db, services, stop, concurrency=concurrency, **options
+                )
+            finally:
+                if watcher:
+                    watcher.cancel()
+                await services.aclose()
+
+        return self._run_async(go)
+
+    def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]:
+        """Receive ``local`` pub/sub deliveries in process: ``callback(topic, event, payload)``.
+        Returns a function that unsubscribes ("*" receives every topic)."""
+        return self._rt.bus.subscribe(topic, callback)
+
+    def test_http_hook(self, hook_id: Any, test_data: dict[str, Any] | None = None) -> Any:
+        """Call an HTTP hook for real with ``test_data``; store and return the result."""
+        from dripdrop.hooks.http import test_http_hook
+
+        return self._run_async(test_http_hook, self._rt, hook_id, test_data)
 
     def _run_async(self, coro_fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         try:
@@ -120,7 +199,51 @@ class AsyncDripDrop(_Base):
                 else run
             )
         async with self._aengine.begin() as conn:
-            return await conn.run_sync(run)
+            result = await conn.run_sync(run)
+        if fn.__name__ in DEFINITION_CHANGES:
+            self._rt.defs.clear()
+        return result
+
+    async def run_due(self, *, batch_size: int = 100, concurrency: int = 100) -> RunSummary:
+        """Process everything due at ``clock()`` (including work that becomes due meanwhile)."""
+        from dripdrop.worker.db import AsyncDb
+        from dripdrop.worker.runner import drain
+        from dripdrop.worker.services import Services
+
+        services = Services(self._rt, AsyncDb(self._rt, self._aengine))
+        try:
+            return await drain(
+                self._rt, services.db, services, batch_size=batch_size, concurrency=concurrency
+            )
+        finally:
+            await services.aclose()
+
+    async def run_worker(
+        self, concurrency: int = 10, stop_event: asyncio.Event | None = None, **options: Any
+    ) -> RunSummary:
+        """Run the worker loop until ``stop_event`` is set."""
+        from dripdrop.worker.db import AsyncDb
+        from dripdrop.worker.runner import work
+        from dripdrop.worker.services import Services
+
+        stop = stop_event or asyncio.Event()
+        services = Services(self._rt, AsyncDb(self._rt, self._aengine))
+        try:
+            return await work(
+                self._rt, services.db, services, stop, concurrency=concurrency, **options
+            )
+        finally:
+            await services.aclose()
+
+    def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]:
+        """Receive ``local`` pub/sub deliveries in process (see DripDrop.subscribe)."""
+        return self._rt.bus.subscribe(topic, callback)
+
+    async def test_http_hook(self, hook_id: Any, test_data: dict[str, Any] | None = None) -> Any:
+        """Call an HTTP hook for real with ``test_data``; store and return the result."""
+        from dripdrop.hooks.http import test_http_hook
+
+        return await test_http_hook(self._rt, hook_id, test_data)
 
     async def setup(self) -> None:
         """Create the schema and apply migrations (idempotent)."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dripdrop.definitions import adapters, conditions, http_hooks, sequences, steps
+from dripdrop.engine import enrollments, events, notifications
 
 OPERATIONS: dict[str, Callable[..., Any]] = {
     # sequences and versions
@@ -45,4 +46,27 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "list_http_hooks": http_hooks.list_http_hooks,
     "update_http_hook": http_hooks.update_http_hook,
     "delete_http_hook": http_hooks.delete_http_hook,
+    # enrollments and events
+    "enroll": enrollments.enroll,
+    "unenroll": enrollments.unenroll,
+    "pause_enrollment": enrollments.pause_enrollment,
+    "resume_enrollment": enrollments.resume_enrollment,
+    "get_enrollment": enrollments.get_enrollment,
+    "get_enrollment_by_id": enrollments.get_enrollment_by_id,
+    "list_active_enrollments": enrollments.list_active_enrollments,
+    "list_executions": enrollments.list_executions,
+    "get_execution": enrollments.get_execution,
+    "replay": enrollments.replay,
+    "track_event": events.track_event,
+    "track": events.track,
+    # in-app inbox
+    "list_notifications": notifications.list_notifications,
+    "mark_read": notifications.mark_read,
 }
+
+#: Operations that change definitions: the engine's definition cache is cleared after them.
+DEFINITION_CHANGES = frozenset(
+    name
+    for name in OPERATIONS
+    if name.split("_", 1)[0] in ("create", "update", "delete", "activate", "deactivate")
+)

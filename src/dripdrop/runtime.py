@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from dripdrop.channels.providers.dev import Outbox
+from dripdrop.channels.providers.dev import DEFAULT_OUTBOX
 from dripdrop.config import Clock, Settings, system_clock, validate_schema_name
 from dripdrop.crypto import KeyRing, generate_key
 from dripdrop.db.embedded import embedded_database_url
@@ -85,7 +85,10 @@ class Runtime:
             allow_private_network=private, allowlist=tuple(outbound_allowlist)
         )
         self.engine: Engine = make_engine(url, self.schema, **(engine_options or {}))
-        self.outbox = Outbox()
+        self.outbox = DEFAULT_OUTBOX
+        from dripdrop.engine.defs import DefinitionCache
+
+        self.defs = DefinitionCache()
         self.bus = LocalBus()
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}"
 

@@ -1,0 +1,1 @@
+"""The sequence engine: enrollments, progression, conditions, events, delivery of one execution."""

@@ -1,0 +1,175 @@
+"""Evaluating conditions: value lookup, operators with coercion, time windows."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_MISSING = object()
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@lru_cache(maxsize=1024)
+def _jsonpath(path: str) -> Any:
+    from jsonpath import compile as jp_compile
+
+    return jp_compile(path)
+
+
+def lookup(data: Any, path: str) -> Any:
+    """A value from enrollment data by dot path ("address.country", "items.0") or JSONPath."""
+    if path.startswith("$"):
+        matches = _jsonpath(path).findall(data)
+        if not matches:
+            return None
+        return matches[0] if len(matches) == 1 else matches
+    current = data
+    for part in path.split("."):
+        if isinstance(current, dict):
+            current = current.get(part, _MISSING)
+        elif isinstance(current, list) and part.lstrip("-").isdigit():
+            i = int(part)
+            current = current[i] if -len(current) <= i < len(current) else _MISSING
+        else:
+            current = _MISSING
+        if current is _MISSING:
+            return None
+    return current
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _boolean(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    a_num, e_num = _number(actual), _number(expected)
+    if a_num is not None and e_num is not None:
+        return a_num == e_num
+    a_bool, e_bool = _boolean(actual), _boolean(expected)
+    if a_bool is not None and e_bool is not None:
+        return a_bool == e_bool
+    if actual is None:
+        return expected is None or expected == ""
+    return str(actual) == str(expected)
+
+
+def _as_list(expected: Any) -> list[Any]:
+    if isinstance(expected, list):
+        return expected
+    if isinstance(expected, str):
+        text = expected.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+                if isinstance(parsed, list):
+                    return parsed
+            except ValueError:
+                pass
+        return [p.strip() for p in text.split(",")]
+    return [expected]
+
+
+def compare(actual: Any, operator: str, expected: Any) -> bool:
+    """Apply an operator. Numbers compare as numbers when both sides are numeric, "true"/"false"
+    as booleans; ordering operators are false when either side is not a number (or both text)."""
+    if operator == "eq":
+        return _equal(actual, expected)
+    if operator == "neq":
+        return not _equal(actual, expected)
+    if operator in ("gt", "lt", "gte", "lte"):
+        a, e = _number(actual), _number(expected)
+        if a is None or e is None:
+            if isinstance(actual, str) and isinstance(expected, str):
+                a, e = actual, expected  # type: ignore[assignment]
+            else:
+                return False
+        return {"gt": a > e, "lt": a < e, "gte": a >= e, "lte": a <= e}[operator]  # type: ignore[operator]
+    if operator == "in":
+        return any(_equal(actual, e) for e in _as_list(expected))
+    if operator == "not_in":
+        return not any(_equal(actual, e) for e in _as_list(expected))
+    if operator == "contains":
+        if isinstance(actual, list | tuple | set):
+            return any(_equal(a, expected) for a in actual)
+        if isinstance(actual, dict):
+            return str(expected) in actual
+        return actual is not None and str(expected) in str(actual)
+    if operator == "exists":
+        wanted = _boolean(expected)
+        present = actual is not None
+        return present if wanted is None else present == wanted
+    raise ValueError(f"unknown operator {operator!r}")
+
+
+def _hhmm(text: str) -> time:
+    h, m = text.split(":")
+    return time(int(h), int(m))
+
+
+def window_zone(config: dict[str, Any], data: dict[str, Any]) -> ZoneInfo:
+    """The window's timezone: the enrollment's ``timezone_field`` when set and valid."""
+    field = config.get("timezone_field")
+    candidates = [lookup(data, field) if field else None, config.get("timezone"), "UTC"]
+    for name in candidates:
+        if isinstance(name, str) and name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def next_window_opening(
+    config: dict[str, Any], data: dict[str, Any], now: datetime
+) -> datetime | None:
+    """None when ``now`` is inside the window; otherwise the next instant it opens (UTC).
+
+    A window whose end is before its start spans midnight (22:00–06:00).
+    """
+    tz = window_zone(config, data)
+    days = {str(d).lower()[:3] for d in config.get("days") or DAY_NAMES}
+    start, end = _hhmm(config["start"]), _hhmm(config["end"])
+    local = now.astimezone(tz)
+
+    def inside(moment: datetime) -> bool:
+        t = moment.timetz().replace(tzinfo=None)
+        day = DAY_NAMES[moment.weekday()]
+        if start <= end:
+            return day in days and start <= t < end
+        # Overnight window: the part after midnight belongs to the previous day's window.
+        if t >= start:
+            return day in days
+        prev = DAY_NAMES[(moment.weekday() - 1) % 7]
+        return t < end and prev in days
+
+    if inside(local):
+        return None
+    for offset in range(0, 8):
+        day = (local + timedelta(days=offset)).date()
+        if DAY_NAMES[day.weekday()] not in days:
+            continue
+        # fold=0 and normalising through UTC moves a start inside a DST gap forward.
+        opening = datetime.combine(day, start, tzinfo=tz).astimezone(UTC)
+        if opening > now:
+            return opening
+    return None

@@ -1,0 +1,64 @@
+"""The template/condition context of one execution, with hook values fetched on demand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dripdrop.engine.defs import StepDef, VersionDef
+from dripdrop.errors import PermanentError
+from dripdrop.hooks.python import call_python_hook
+
+BUILTIN_NAMES = ("subscriber_id", "subscriber_type", "enrollment_id", "sequence_key", "step_key")
+
+
+class HookValues:
+    """Hook values for one execution: each hook is called at most once."""
+
+    def __init__(self, services: Any, version: VersionDef, enrollment: Any, base: dict[str, Any]):
+        self.services = services
+        self.version = version
+        self.enrollment = enrollment
+        self.base = base
+        self.values: dict[str, Any] = {}
+
+    def is_hook(self, name: str) -> bool:
+        return name in self.version.http_hooks or (
+            self.version.hook_module is not None and name not in self.base
+        )
+
+    async def get(self, name: str) -> Any:
+        if name in self.values:
+            return self.values[name]
+        if name in self.version.http_hooks:
+            value = await self.services.call_http_hook(self.version.http_hooks[name], self.base)
+        elif self.version.hook_module:
+            value = await call_python_hook(
+                self.version.hook_module,
+                name,
+                self.enrollment,
+                dict(self.base),
+                timeout=self.services.hook_timeout,
+            )
+        else:
+            raise PermanentError(f"no hook named {name!r}: the sequence has no hook_module")
+        self.values[name] = value
+        return value
+
+    async def fill(self, names: set[str]) -> None:
+        """Fetch the hook values a template names (only those)."""
+        for name in sorted(names):
+            if name not in self.base and self.is_hook(name):
+                await self.get(name)
+
+
+def base_context(version: VersionDef, step: StepDef, enrollment: Any) -> dict[str, Any]:
+    ctx = dict(enrollment.data or {})
+    ctx.update(
+        subscriber_id=enrollment.subscriber_id,
+        subscriber_type=enrollment.subscriber_type,
+        enrollment_id=str(enrollment.id),
+        sequence_key=version.sequence_key,
+        step_key=step.key,
+    )
+    ctx.setdefault("data", enrollment.data or {})
+    return ctx

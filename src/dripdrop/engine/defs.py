@@ -1,0 +1,192 @@
+"""Loading definitions for the engine, with a short-lived cache.
+
+The worker needs a version's steps, conditions, HTTP hooks and adapters for every batch. They
+change rarely, so they are cached for ``ttl`` seconds: an edit reaches workers within that time.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from dripdrop.channels.base import AdapterInfo
+from dripdrop.db import models as m
+from dripdrop.definitions.secrets import unseal
+
+S = m.Sequence.__table__
+V = m.SequenceVersion.__table__
+ST = m.Step.__table__
+C = m.Condition.__table__
+H = m.HttpHook.__table__
+A = m.ChannelAdapter.__table__
+
+
+@dataclass(frozen=True)
+class StepDef:
+    id: uuid.UUID
+    key: str
+    name: str
+    position: int
+    channel: str
+    timing: dict[str, Any]
+    config: dict[str, Any]
+    template_type: str
+    template_content: Any
+    template_module: str | None
+    template_function: str | None
+    channel_adapter_id: uuid.UUID | None
+    active: bool
+    conditions: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class VersionDef:
+    """Everything the engine needs about one sequence version."""
+
+    id: uuid.UUID
+    sequence_id: uuid.UUID
+    sequence_key: str
+    hook_module: str | None
+    tenant_key: str | None
+    config: dict[str, Any]
+    steps: tuple[StepDef, ...]  # every step, in walking order (active or not)
+    http_hooks: dict[str, Any] = field(default_factory=dict)  # key → row
+
+    def step(self, step_id: uuid.UUID) -> StepDef | None:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        return None
+
+    def first_step(self) -> StepDef | None:
+        return next((s for s in self.steps if s.active), None)
+
+    def step_after(self, step_id: uuid.UUID) -> StepDef | None:
+        """The next active step after ``step_id`` in walking order."""
+        seen = False
+        for s in self.steps:
+            if seen and s.active:
+                return s
+            if s.id == step_id:
+                seen = True
+        return None
+
+    @property
+    def exit_events(self) -> list[str]:
+        return list(self.config.get("exit_events") or [])
+
+
+def load_version(conn: Connection, version_id: uuid.UUID) -> VersionDef:
+    row = conn.execute(
+        select(V, S.c.key.label("sequence_key"), S.c.hook_module)
+        .join(S, S.c.id == V.c.sequence_id)
+        .where(V.c.id == version_id)
+    ).one()
+    steps = conn.execute(
+        select(ST).where(ST.c.sequence_version_id == version_id).order_by(ST.c.position, ST.c.key)
+    ).all()
+    conds: dict[uuid.UUID, list[Any]] = {}
+    if steps:
+        for c in conn.execute(
+            select(C).where(C.c.step_id.in_([s.id for s in steps])).order_by(C.c.inserted_at)
+        ):
+            conds.setdefault(c.step_id, []).append(c)
+    hooks = {
+        h.key: h
+        for h in conn.execute(select(H).where(H.c.sequence_id == row.sequence_id, H.c.active))
+    }
+    return VersionDef(
+        id=row.id,
+        sequence_id=row.sequence_id,
+        sequence_key=row.sequence_key,
+        hook_module=row.hook_module,
+        tenant_key=row.tenant_key,
+        config=row.config or {},
+        steps=tuple(
+            StepDef(
+                id=s.id,
+                key=s.key,
+                name=s.name,
+                position=s.position,
+                channel=s.channel,
+                timing=s.timing or {},
+                config=s.config or {},
+                template_type=s.template_type,
+                template_content=s.template_content,
+                template_module=s.template_module,
+                template_function=s.template_function,
+                channel_adapter_id=s.channel_adapter_id,
+                active=s.active,
+                conditions=tuple(conds.get(s.id, ())),
+            )
+            for s in steps
+        ),
+        http_hooks=hooks,
+    )
+
+
+@dataclass
+class AdapterSet:
+    """Active and inactive adapters of one tenant, decrypted."""
+
+    by_id: dict[uuid.UUID, AdapterInfo]
+    active: set[uuid.UUID]
+    defaults: dict[str, uuid.UUID]
+
+
+def load_adapters(rt: Any, conn: Connection, tenant_key: str | None) -> AdapterSet:
+    col = A.c.tenant_key
+    rows = conn.execute(select(A).where(col.is_(None) if tenant_key is None else col == tenant_key))
+    by_id: dict[uuid.UUID, AdapterInfo] = {}
+    active: set[uuid.UUID] = set()
+    defaults: dict[str, uuid.UUID] = {}
+    for r in rows:
+        creds = unseal(rt, "channel_adapters", "credentials", r.id, r.credentials).reveal()
+        by_id[r.id] = AdapterInfo(
+            id=str(r.id),
+            name=r.name,
+            channel=r.channel,
+            provider=r.provider,
+            credentials=dict(creds or {}),
+            config=dict(r.config or {}),
+        )
+        if r.active:
+            active.add(r.id)
+            if r.is_default:
+                defaults[r.channel] = r.id
+    return AdapterSet(by_id, active, defaults)
+
+
+class DefinitionCache:
+    """Versions and adapters cached for ``ttl`` seconds (0 disables caching)."""
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._versions: dict[uuid.UUID, tuple[float, VersionDef]] = {}
+        self._adapters: dict[str | None, tuple[float, AdapterSet]] = {}
+
+    def version(self, conn: Connection, version_id: uuid.UUID) -> VersionDef:
+        hit = self._versions.get(version_id)
+        now = time.monotonic()
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        v = load_version(conn, version_id)
+        self._versions[version_id] = (now, v)
+        return v
+
+    def adapters(self, rt: Any, conn: Connection, tenant_key: str | None) -> AdapterSet:
+        hit = self._adapters.get(tenant_key)
+        now = time.monotonic()
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        a = load_adapters(rt, conn, tenant_key)
+        self._adapters[tenant_key] = (now, a)
+        return a
+
+    def clear(self) -> None:
+        self._versions.clear()
+        self._adapters.clear()

@@ -1,0 +1,371 @@
+"""Enrolling subscribers and managing enrollments (pause, resume, unenroll, queries)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+
+from dripdrop.db import models as m
+from dripdrop.definitions.common import as_uuid, get_row, tenant_clause
+from dripdrop.definitions.sequences import get_sequence_row
+from dripdrop.engine.notify import wake_workers
+from dripdrop.engine.planning import execution_row, plan_step
+from dripdrop.errors import AlreadyEnrolled, NotFound, ValidationError
+from dripdrop.records import Enrollment, StepExecution, from_row
+from dripdrop.runtime import Runtime
+
+E = m.Enrollment.__table__
+X = m.StepExecution.__table__
+V = m.SequenceVersion.__table__
+ST = m.Step.__table__
+EV = m.Event.__table__
+
+ON_CONFLICT = ("raise", "ignore", "restart")
+
+
+def subscriber_key(subscriber: Any) -> tuple[str, str]:
+    """``{"type": "User", "id": 7}`` → ("User", "7"); ids may be str, int or UUID."""
+    if not isinstance(subscriber, dict):
+        raise ValidationError.single("subscriber", 'must be a dict like {"type": "User", "id": 7}')
+    errors: dict[str, list[str]] = {}
+    stype, sid = subscriber.get("type"), subscriber.get("id")
+    if not isinstance(stype, str) or not stype:
+        errors["subscriber.type"] = ["is required (a string such as 'User')"]
+    if sid is None or isinstance(sid, bool) or not isinstance(sid, str | int | uuid.UUID):
+        errors["subscriber.id"] = ["is required (a string, integer or UUID)"]
+    elif str(sid) == "":
+        errors["subscriber.id"] = ["must not be empty"]
+    if errors:
+        raise ValidationError(errors)
+    return stype, str(sid)
+
+
+def check_json(value: Any, field: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError.single(field, "must be a dict")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError.single(field, f"must be JSON-serialisable: {exc}") from None
+    return value
+
+
+def active_version_id(conn: Connection, seq: Any) -> uuid.UUID:
+    if not seq.active:
+        raise ValidationError.single("sequence_key", f"sequence {seq.key!r} is not active")
+    vid = conn.execute(select(V.c.id).where(V.c.sequence_id == seq.id, V.c.active)).scalar()
+    if vid is None:
+        raise ValidationError.single("sequence_key", f"sequence {seq.key!r} has no active version")
+    return vid
+
+
+def start_enrollment(rt: Runtime, conn: Connection, enrollment: Any, now: Any) -> Any:
+    """Schedule the first active step of a (new or restarted) enrollment; return the row."""
+    version = rt.defs.version(conn, enrollment.sequence_version_id)
+    first = version.first_step()
+    if first is None:
+        return conn.execute(
+            update(E)
+            .where(E.c.id == enrollment.id)
+            .values(state="completed", completed_at=now, current_step_id=None, updated_at=now)
+            .returning(E)
+        ).one()
+    plan = plan_step(first, enrollment_start=enrollment.started_at, previous_done=None)
+    conn.execute(
+        insert(X).values(
+            **execution_row(
+                enrollment_id=enrollment.id, step=first, plan=plan, tenant_key=enrollment.tenant_key
+            )
+        )
+    )
+    if plan.scheduled_for is not None and plan.scheduled_for <= now:
+        wake_workers(conn, rt.schema)
+    return conn.execute(
+        update(E)
+        .where(E.c.id == enrollment.id)
+        .values(current_step_id=first.id, updated_at=now)
+        .returning(E)
+    ).one()
+
+
+def cancel_scheduled(conn: Connection, enrollment_id: uuid.UUID, now: Any, reason: str) -> None:
+    conn.execute(
+        update(X)
+        .where(X.c.enrollment_id == enrollment_id, X.c.state == "scheduled")
+        .values(state="cancelled", error_message=reason, updated_at=now, held=False)
+    )
+
+
+def enroll(
+    rt: Runtime,
+    conn: Connection,
+    sequence_key: str,
+    subscriber: dict[str, Any],
+    data: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    on_conflict: str = "raise",
+    *,
+    tenant_key: str | None = None,
+) -> Enrollment:
+    """Enroll a subscriber in the sequence's active version and schedule its first step."""
+    stype, sid = subscriber_key(subscriber)
+    data = check_json(data, "data")
+    metadata = check_json(metadata, "metadata")
+    if on_conflict not in ON_CONFLICT:
+        raise ValidationError.single("on_conflict", "must be 'raise', 'ignore' or 'restart'")
+    seq = get_sequence_row(conn, sequence_key, tenant_key)
+    version_id = active_version_id(conn, seq)
+    now = rt.now()
+    row = conn.execute(_insert_enrollment(seq, version_id, stype, sid, data, metadata, now)).first()
+    if row is not None:
+        return from_row(Enrollment, start_enrollment(rt, conn, row, now))
+    existing = conn.execute(
+        select(E)
+        .where(E.c.sequence_id == seq.id, E.c.subscriber_type == stype, E.c.subscriber_id == sid)
+        .with_for_update()
+    ).one()
+    if on_conflict == "ignore":
+        return from_row(Enrollment, existing)
+    if on_conflict == "raise":
+        raise AlreadyEnrolled(
+            f"{stype} {sid} is already enrolled in {sequence_key!r} (state {existing.state}); "
+            "pass on_conflict='ignore' or 'restart'",
+            enrollment=from_row(Enrollment, existing),
+        )
+    cancel_scheduled(conn, existing.id, now, "cancelled: enrollment restarted")
+    restarted = conn.execute(
+        update(E)
+        .where(E.c.id == existing.id)
+        .values(
+            sequence_version_id=version_id,
+            state="active",
+            started_at=now,
+            completed_at=None,
+            cancelled_at=None,
+            current_step_id=None,
+            data=data,
+            metadata=metadata,
+            updated_at=now,
+        )
+        .returning(E)
+    ).one()
+    return from_row(Enrollment, start_enrollment(rt, conn, restarted, now))
+
+
+def _insert_enrollment(
+    seq: Any,
+    version_id: uuid.UUID,
+    stype: str,
+    sid: str,
+    data: dict[str, Any],
+    metadata: dict[str, Any],
+    now: Any,
+) -> Any:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return (
+        pg_insert(E)
+        .values(
+            id=uuid.uuid4(),
+            sequence_id=seq.id,
+            sequence_version_id=version_id,
+            subscriber_type=stype,
+            subscriber_id=sid,
+            state="active",
+            started_at=now,
+            data=data,
+            metadata=metadata,
+            tenant_key=seq.tenant_key,
+        )
+        .on_conflict_do_nothing(index_elements=["sequence_id", "subscriber_type", "subscriber_id"])
+        .returning(E)
+    )
+
+
+def _find(
+    conn: Connection,
+    sequence_key: str,
+    stype: str,
+    sid: Any,
+    tenant_key: str | None,
+    lock: bool = False,
+) -> Any:
+    seq = get_sequence_row(conn, sequence_key, tenant_key)
+    stmt = select(E).where(
+        E.c.sequence_id == seq.id, E.c.subscriber_type == stype, E.c.subscriber_id == str(sid)
+    )
+    return conn.execute(stmt.with_for_update() if lock else stmt).first()
+
+
+def unenroll(
+    rt: Runtime,
+    conn: Connection,
+    sequence_key: str,
+    subscriber_type: str,
+    subscriber_id: Any,
+    *,
+    tenant_key: str | None = None,
+) -> Enrollment:
+    """Cancel an enrollment and everything still scheduled for it."""
+    row = _find(conn, sequence_key, subscriber_type, subscriber_id, tenant_key, lock=True)
+    if row is None:
+        raise NotFound(f"{subscriber_type} {subscriber_id} is not enrolled in {sequence_key!r}")
+    if row.state in ("completed", "cancelled"):
+        return from_row(Enrollment, row)
+    now = rt.now()
+    cancel_scheduled(conn, row.id, now, "cancelled: unenrolled")
+    row = conn.execute(
+        update(E)
+        .where(E.c.id == row.id)
+        .values(state="cancelled", cancelled_at=now, updated_at=now)
+        .returning(E)
+    ).one()
+    return from_row(Enrollment, row)
+
+
+def pause_enrollment(rt: Runtime, conn: Connection, enrollment_id: Any) -> Enrollment:
+    """Hold an active enrollment: its scheduled work waits until resumed."""
+    row = get_row(conn, E, enrollment_id, "enrollment", lock=True)
+    if row.state == "paused":
+        return from_row(Enrollment, row)
+    if row.state != "active":
+        raise ValidationError.single("state", f"cannot pause a {row.state} enrollment")
+    now = rt.now()
+    conn.execute(
+        update(X)
+        .where(X.c.enrollment_id == row.id, X.c.state == "scheduled")
+        .values(held=True, updated_at=now)
+    )
+    row = conn.execute(
+        update(E).where(E.c.id == row.id).values(state="paused", updated_at=now).returning(E)
+    ).one()
+    return from_row(Enrollment, row)
+
+
+def resume_enrollment(rt: Runtime, conn: Connection, enrollment_id: Any) -> Enrollment:
+    """Resume a paused enrollment; work that became overdue while paused is due now."""
+    row = get_row(conn, E, enrollment_id, "enrollment", lock=True)
+    if row.state == "active":
+        return from_row(Enrollment, row)
+    if row.state != "paused":
+        raise ValidationError.single("state", f"cannot resume a {row.state} enrollment")
+    now = rt.now()
+    conn.execute(
+        update(X)
+        .where(X.c.enrollment_id == row.id, X.c.state == "scheduled")
+        .values(held=False, updated_at=now, scheduled_for=func.greatest(X.c.scheduled_for, now))
+    )
+    wake_workers(conn, rt.schema)
+    row = conn.execute(
+        update(E).where(E.c.id == row.id).values(state="active", updated_at=now).returning(E)
+    ).one()
+    return from_row(Enrollment, row)
+
+
+def get_enrollment(
+    rt: Runtime,
+    conn: Connection,
+    sequence_key: str,
+    subscriber_type: str,
+    subscriber_id: Any,
+    *,
+    tenant_key: str | None = None,
+) -> Enrollment | None:
+    """The subscriber's enrollment in a sequence, or None."""
+    row = _find(conn, sequence_key, subscriber_type, subscriber_id, tenant_key)
+    return from_row(Enrollment, row) if row else None
+
+
+def get_enrollment_by_id(rt: Runtime, conn: Connection, enrollment_id: Any) -> Enrollment:
+    """One enrollment by id."""
+    return from_row(Enrollment, get_row(conn, E, enrollment_id, "enrollment"))
+
+
+def list_active_enrollments(
+    rt: Runtime,
+    conn: Connection,
+    sequence_key: str,
+    *,
+    tenant_key: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Enrollment]:
+    """Active enrollments of a sequence, oldest first."""
+    seq = get_sequence_row(conn, sequence_key, tenant_key)
+    stmt = (
+        select(E)
+        .where(E.c.sequence_id == seq.id, E.c.state == "active")
+        .order_by(E.c.started_at, E.c.id)
+        .offset(offset)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [from_row(Enrollment, r) for r in conn.execute(stmt)]
+
+
+def list_executions(rt: Runtime, conn: Connection, enrollment_id: Any) -> list[StepExecution]:
+    """An enrollment's executions, by scheduled time then step position (waiting ones last)."""
+    rows = conn.execute(
+        select(X)
+        .join(ST, ST.c.id == X.c.step_id)
+        .where(X.c.enrollment_id == as_uuid(enrollment_id, "enrollment_id"))
+        .order_by(X.c.scheduled_for.asc().nulls_last(), ST.c.position, X.c.inserted_at)
+    )
+    return [from_row(StepExecution, r) for r in rows]
+
+
+def get_execution(rt: Runtime, conn: Connection, execution_id: Any) -> StepExecution:
+    """One execution by id."""
+    return from_row(StepExecution, get_row(conn, X, execution_id, "execution"))
+
+
+def replay(rt: Runtime, conn: Connection, execution_id: Any) -> StepExecution:
+    """Run a failed execution again, as a new execution with a new idempotency key. The
+    enrollment does not move on because of a replay."""
+    row = get_row(conn, X, execution_id, "execution")
+    if row.state != "failed":
+        raise ValidationError.single(
+            "execution_id", f"only failed executions can be replayed (this one is {row.state})"
+        )
+    now = rt.now()
+    new_id = uuid.uuid4()
+    new = conn.execute(
+        insert(X)
+        .values(
+            id=new_id,
+            enrollment_id=row.enrollment_id,
+            step_id=row.step_id,
+            state="scheduled",
+            scheduled_for=now,
+            channel=row.channel,
+            idempotency_key=str(new_id),
+            tenant_key=row.tenant_key,
+            replay_of=row.id,
+            adapter_id=row.adapter_id,
+        )
+        .returning(X)
+    ).one()
+    wake_workers(conn, rt.schema)
+    return from_row(StepExecution, new)
+
+
+def enrollments_of(conn: Connection, stype: str, sid: str, tenant_key: str | None) -> list[Any]:
+    return list(
+        conn.execute(
+            select(E)
+            .where(
+                and_(
+                    E.c.subscriber_type == stype,
+                    E.c.subscriber_id == sid,
+                    E.c.state.in_(("active", "paused")),
+                    tenant_clause(E, tenant_key),
+                )
+            )
+            .with_for_update()
+        )
+    )

@@ -1,0 +1,318 @@
+"""Running one due execution: conditions, rendering, adapter choice, delivery, and the outcome.
+
+This decides *what happens* to an execution; the worker decides who runs it and records the
+outcome. It never writes to the database itself.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from dripdrop.channels.base import Message
+from dripdrop.channels.registry import get_provider
+from dripdrop.engine.conditions import compare, lookup, next_window_opening
+from dripdrop.engine.context import HookValues, base_context
+from dripdrop.engine.defs import AdapterSet, StepDef, VersionDef
+from dripdrop.engine.recipients import resolve_recipient
+from dripdrop.engine.routing import choose_adapter
+from dripdrop.engine.templating import render_fields
+from dripdrop.errors import DripDropError, PermanentError, TransientError
+
+MAX_BACKOFF = 6 * 3600.0
+
+
+@dataclass
+class Job:
+    """A claimed execution and what is needed to run it."""
+
+    execution: Any
+    token: uuid.UUID
+    enrollment: Any
+    version: VersionDef
+    step: StepDef | None
+    adapters: AdapterSet
+    event_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What happened; ``kind`` is sent|skipped|failed|retried|deferred|held|cancelled."""
+
+    job: Job
+    kind: str
+    state: str
+    scheduled_for: datetime | None = None
+    retry_count: int = 0
+    recipient: str | None = None
+    payload: Any = None
+    response: Any = None
+    error_message: str | None = None
+    adapter_id: uuid.UUID | None = None
+    executed_at: datetime | None = None
+    failed_at: datetime | None = None
+    held: bool = False
+
+    @property
+    def advances(self) -> bool:
+        """Does the enrollment move to its next step? (Replays never move it.)"""
+        if self.job.execution.replay_of is not None:
+            return False
+        if self.kind in ("sent", "skipped"):
+            return True
+        return (
+            self.kind == "failed"
+            and self.job.step is not None
+            and (self.job.step.config.get("on_failure", "continue") != "halt")
+        )
+
+    @property
+    def halts(self) -> bool:
+        return (
+            self.kind == "failed"
+            and self.job.execution.replay_of is None
+            and self.job.step is not None
+            and self.job.step.config.get("on_failure") == "halt"
+        )
+
+
+def backoff(retry: int, base: float, rng: random.Random) -> float:
+    """Exponential backoff with ±25 % jitter: base, 2·base, 4·base … capped at 6 h."""
+    return min(base * 2**retry, MAX_BACKOFF) * rng.uniform(0.75, 1.25)
+
+
+async def _conditions(job: Job, hooks: HookValues, now: datetime) -> tuple[str, Any] | None:
+    """None when every condition holds; else ("skip", reason) or ("defer", when)."""
+    step = job.step
+    assert step is not None
+    data = job.enrollment.data or {}
+    # Time windows first: outside one the step waits, whatever the other conditions say.
+    for c in step.conditions:
+        if c.condition_type == "time_window":
+            opening = next_window_opening(c.config or {}, data, now)
+            if opening is not None:
+                return ("defer", opening)
+    for c in step.conditions:
+        kind = c.condition_type
+        if kind == "time_window":
+            continue
+        if kind == "enrollment_data":
+            actual, what = lookup(data, c.field_path), f"data {c.field_path!r}"
+        elif kind == "event":
+            key = (c.config or {}).get("event_key")
+            actual, what = job.event_counts.get(key, 0), f"count of event {key!r}"
+        elif kind == "hook":
+            if c.http_hook_id:
+                hook = next(
+                    (h for h in job.version.http_hooks.values() if h.id == c.http_hook_id), None
+                )
+                if hook is None:
+                    raise PermanentError(f"HTTP hook {c.http_hook_id} is missing or inactive")
+                actual, what = await hooks.get(hook.key), f"HTTP hook {hook.key!r}"
+            else:
+                actual, what = await hooks.get(c.hook_function), f"hook {c.hook_function!r}"
+        else:
+            raise PermanentError(f"unknown condition type {kind!r}")
+        if not compare(actual, c.operator, c.expected_value):
+            return (
+                "skip",
+                f"condition not met: {what} is {actual!r}, "
+                f"expected {c.operator} {c.expected_value!r}",
+            )
+    return None
+
+
+async def run_job(job: Job, services: Any, now: datetime) -> Outcome:
+    """Run one execution to an outcome. Never raises: every failure becomes an outcome."""
+    ex, step = job.execution, job.step
+    if job.enrollment.state == "paused":
+        return Outcome(
+            job,
+            "held",
+            "scheduled",
+            scheduled_for=ex.scheduled_for,
+            retry_count=ex.retry_count,
+            held=True,
+            adapter_id=ex.adapter_id,
+        )
+    if job.enrollment.state != "active":
+        return Outcome(
+            job,
+            "cancelled",
+            "cancelled",
+            retry_count=ex.retry_count,
+            error_message=f"cancelled: enrollment is {job.enrollment.state}",
+        )
+    if step is None or not step.active:
+        return Outcome(
+            job,
+            "skipped",
+            "skipped",
+            executed_at=now,
+            retry_count=ex.retry_count,
+            error_message="skipped: the step was removed or deactivated",
+        )
+    if ex.waiting_for is not None:
+        return Outcome(
+            job,
+            "skipped",
+            "skipped",
+            executed_at=now,
+            retry_count=ex.retry_count,
+            error_message=f"skipped: timed out waiting for event {ex.waiting_for!r}",
+        )
+    base = base_context(job.version, step, job.enrollment)
+    hooks = HookValues(services, job.version, services.enrollment_record(job.enrollment), base)
+    adapter_id: uuid.UUID | None = ex.adapter_id
+    payload: Any = None
+    recipient = None
+    try:
+        verdict = await _conditions(job, hooks, now)
+        if verdict and verdict[0] == "defer":
+            return Outcome(
+                job,
+                "deferred",
+                "scheduled",
+                scheduled_for=verdict[1],
+                retry_count=ex.retry_count,
+                adapter_id=ex.adapter_id,
+                error_message=f"deferred to {verdict[1].isoformat()} (time window)",
+            )
+        if verdict:
+            return Outcome(
+                job,
+                "skipped",
+                "skipped",
+                executed_at=now,
+                retry_count=ex.retry_count,
+                error_message=verdict[1],
+                payload={"hook_values": hooks.values} if hooks.values else None,
+            )
+        fields = await render_fields(step, base, hooks, services)
+        payload = dict(fields)
+        if hooks.values:
+            payload["hook_values"] = dict(hooks.values)
+        recipient = resolve_recipient(step.channel, fields, job.enrollment.data or {})
+        adapter_id = choose_adapter(
+            step,
+            job.version,
+            job.adapters,
+            enrollment_id=job.enrollment.id,
+            previous_adapter_id=ex.adapter_id,
+            failover=ex.retry_count > 0,
+        )
+        if adapter_id is None:
+            raise PermanentError(
+                f"no active channel adapter for channel {step.channel!r}: create "
+                "one with create_channel_adapter (or set a default)"
+            )
+        adapter = job.adapters.by_id[adapter_id]
+        message = Message(
+            channel=step.channel,
+            recipient=recipient,
+            fields=fields,
+            execution_id=str(ex.id),
+            idempotency_key=ex.idempotency_key,
+            metadata={
+                "enrollment_id": str(job.enrollment.id),
+                "step_key": step.key,
+                "sequence_key": job.version.sequence_key,
+            },
+        )
+        result = await get_provider(adapter.channel, adapter.provider).send(
+            message, adapter, services.delivery_context
+        )
+        response = {
+            "provider": adapter.provider,
+            "adapter": adapter.name,
+            "provider_message_id": result.provider_message_id,
+            "status": result.status,
+            "body": result.response,
+        }
+        return Outcome(
+            job,
+            "sent",
+            "sent",
+            executed_at=now,
+            retry_count=ex.retry_count,
+            recipient=recipient,
+            payload=payload,
+            response=response,
+            adapter_id=adapter_id,
+        )
+    except TransientError as exc:
+        max_retries = step.config.get("max_retries", 3)
+        if ex.retry_count < max_retries:
+            delay = (
+                max(exc.retry_after, 1.0)
+                if exc.retry_after
+                else backoff(ex.retry_count, services.retry_base, services.rng)
+            )
+            return Outcome(
+                job,
+                "retried",
+                "scheduled",
+                scheduled_for=now + timedelta(seconds=delay),
+                retry_count=ex.retry_count + 1,
+                recipient=recipient,
+                payload=payload,
+                response=_answer(exc),
+                adapter_id=adapter_id,
+                error_message=f"attempt {ex.retry_count + 1} failed, retrying: {exc}",
+            )
+        return _failed(
+            job,
+            now,
+            exc,
+            recipient,
+            payload,
+            adapter_id,
+            prefix=f"failed after {ex.retry_count + 1} attempts: ",
+        )
+    except DripDropError as exc:
+        return _failed(job, now, exc, recipient, payload, adapter_id)
+    except Exception as exc:  # a bug or a user's code: record it, never crash the worker
+        return _failed(
+            job,
+            now,
+            exc,
+            recipient,
+            payload,
+            adapter_id,
+            prefix=f"unexpected {type(exc).__name__}: ",
+        )
+
+
+def _answer(exc: Exception) -> Any:
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status", None)
+    if response is None and status is None:
+        return None
+    return {"status": status, "body": response}
+
+
+def _failed(
+    job: Job,
+    now: datetime,
+    exc: Exception,
+    recipient: Any,
+    payload: Any,
+    adapter_id: Any,
+    prefix: str = "",
+) -> Outcome:
+    return Outcome(
+        job,
+        "failed",
+        "failed",
+        failed_at=now,
+        executed_at=now,
+        retry_count=job.execution.retry_count,
+        recipient=recipient,
+        payload=payload,
+        response=_answer(exc),
+        adapter_id=adapter_id,
+        error_message=f"{prefix}{exc}" or type(exc).__name__,
+    )

@@ -1,0 +1,74 @@
+"""Producing a step's rendered fields from its template type (inline, module, external)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from dripdrop.engine.context import HookValues
+from dripdrop.engine.defs import StepDef
+from dripdrop.errors import PermanentError
+from dripdrop.templates import referenced_names, render_config
+
+# Engine settings that are not message fields (kept out of what providers receive).
+ENGINE_KEYS = frozenset(
+    {
+        "template_engine",
+        "on_failure",
+        "max_retries",
+        "channel_adapter_rotation",
+        "channel_adapter_id",
+    }
+)
+
+# The channel field an external template's plain-text answer fills.
+MAIN_FIELD = {
+    "email": "body",
+    "sms": "body",
+    "webhook": "body",
+    "slack": "text",
+    "telegram": "text",
+    "discord": "text",
+    "msteams": "text",
+    "apprise": "body",
+    "pubsub": "payload",
+}
+
+
+async def _module_fields(step: StepDef, hooks: HookValues) -> dict[str, Any]:
+    try:
+        module = importlib.import_module(step.template_module or "")
+        fn = getattr(module, step.template_function or "")
+    except (ImportError, AttributeError) as exc:
+        raise PermanentError(
+            f"template {step.template_module}.{step.template_function} cannot be loaded: {exc}"
+        ) from exc
+    try:
+        result = fn(hooks.enrollment, dict(hooks.base))
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as exc:
+        raise PermanentError(f"template function raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(result, dict):
+        raise PermanentError("a module template must return a dict of the channel's fields")
+    return result
+
+
+async def render_fields(
+    step: StepDef, base: dict[str, Any], hooks: HookValues, services: Any
+) -> dict[str, Any]:
+    """The step's config rendered with the context (hook values fetched only when named)."""
+    engine = step.config.get("template_engine", "liquid")
+    config = {k: v for k, v in step.config.items() if k not in ENGINE_KEYS}
+    if step.template_type == "module":
+        return {**config, **await _module_fields(step, hooks)}
+    if step.template_type == "external":
+        fetched = await services.fetch_external_template(step.template_content["url"])
+        if isinstance(fetched, dict):
+            config.update(fetched)
+        else:
+            config[MAIN_FIELD.get(step.channel, "body")] = fetched
+    await hooks.fill(referenced_names(config, engine) - set(base))
+    context = {**base, **hooks.values} if hooks.values else base
+    return render_config(config, context, engine, channel=step.channel)

@@ -1,0 +1,61 @@
+"""How the async worker reaches the database: one ``run(fn, *args)`` for every face.
+
+``fn(runtime, connection, *args)`` runs in its own transaction. The sync facade runs it in a
+thread on the sync engine; the async facade through ``AsyncConnection.run_sync``; a simulation on
+one connection whose outer transaction is rolled back at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dripdrop.db.engine import schema_options
+
+
+class Db(Protocol):
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+
+class ThreadDb:
+    """Sync engine, calls in a worker thread (keeps the event loop free)."""
+
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self.rt.engine.begin() as conn:
+            return fn(self.rt, conn, *args)
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(self._call, fn, *args)
+
+
+class AsyncDb:
+    """Async engine (psycopg async), the shared logic through run_sync."""
+
+    def __init__(self, rt: Any, engine: AsyncEngine) -> None:
+        self.rt = rt
+        self.engine = engine
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(
+                lambda c: fn(self.rt, c.execution_options(**schema_options(self.rt.schema)), *args)
+            )
+
+
+class ConnectionDb:
+    """Every call on one connection, each in a savepoint (simulations roll the whole back)."""
+
+    def __init__(self, rt: Any, conn: Connection) -> None:
+        self.rt = rt
+        self.conn = conn
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self.conn.begin_nested():
+            return fn(self.rt, self.conn, *args)
