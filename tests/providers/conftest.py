@@ -10,12 +10,18 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from dripdrop.channels import DeliveryContext
+from dripdrop.net import OutboundPolicy, create_http_client
 
 
-@pytest.fixture
-async def ctx() -> AsyncIterator[DeliveryContext]:
-    """A delivery context with a plain client, as the worker would pass its guarded one."""
-    async with httpx2.AsyncClient(timeout=5.0) as client:
+@pytest.fixture(params=["plain", "guarded"])
+async def ctx(request: pytest.FixtureRequest) -> AsyncIterator[DeliveryContext]:
+    """A delivery context: every provider test runs with a plain client and with the worker's
+    guarded client (loopback allow-listed, since the fake APIs listen on 127.0.0.1)."""
+    if request.param == "plain":
+        client = httpx2.AsyncClient(timeout=5.0)
+    else:
+        client = create_http_client(OutboundPolicy(allowlist=("127.0.0.1/32",), timeout=5.0))
+    async with client:
         yield DeliveryContext(http=client)
 
 

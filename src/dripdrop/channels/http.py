@@ -8,6 +8,7 @@ bodies never reach an error message or a delivery log.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ from dripdrop.errors import (
 
 __all__ = [
     "Secrets",
+    "basic_auth",
     "error_for",
     "load",
     "parse_body",
@@ -100,13 +102,15 @@ def rebase(url: str, base_url: str | None) -> str:
 
 
 def _classifiers() -> tuple[Any, Any]:
-    # dripdrop.net owns HTTP error classification (imported late: it is a sibling leaf and
-    # its package root may not re-export these names yet).
-    try:
-        from dripdrop.net import classify_http_error, parse_retry_after
-    except ImportError:
-        from dripdrop.net.classify import classify_http_error, parse_retry_after
+    # Imported late: dripdrop.net is a sibling leaf, and channels must load without it.
+    from dripdrop.net import classify_http_error, parse_retry_after
+
     return classify_http_error, parse_retry_after
+
+
+def basic_auth(user: str, password: str) -> str:
+    """An ``Authorization`` header value for HTTP Basic (a header, so it works with the guard)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def retry_after(value: Any) -> float | None:
@@ -141,7 +145,12 @@ async def send(ctx: DeliveryContext, method: str, url: str, *, secrets: Secrets,
         raise ConfigurationError("the delivery context has no HTTP client (ctx.http)")
     if timeout_ms:
         kwargs["timeout"] = float(timeout_ms) / 1000
+    from dripdrop.net import GuardedClient, guarded_request
+
     try:
+        if isinstance(client, GuardedClient):
+            # The worker's client: re-vetted redirects, capped body, overall deadline.
+            return await guarded_request(client, method, url, **kwargs)
         return await client.request(method, url, **kwargs)
     except (httpx2.HTTPError, httpx2.InvalidURL, DeliveryError, OutboundBlocked, OSError) as exc:
         # The guard's OutboundBlocked is permanent; network failures and timeouts transient.

@@ -15,7 +15,7 @@ from dripdrop.channels.base import (
     Message,
     ProviderSpec,
 )
-from dripdrop.channels.http import Secrets, error_for, load, parse_body, send, url_join
+from dripdrop.channels.http import Secrets, basic_auth, error_for, load, parse_body, send, url_join
 from dripdrop.channels.providers._email import EmailConfig, build_email
 from dripdrop.channels.registry import register
 
@@ -68,8 +68,8 @@ class MailgunProvider:
             data[f"h:{name}"] = value
         url = url_join(config.base_url or API, f"/v3/{config.domain}/messages")
         response = await send(ctx, "POST", url, secrets=secrets, label="mailgun",
-                              auth=("api", creds.api_key), data=data,
-                              timeout_ms=config.timeout_ms)
+                              headers={"Authorization": basic_auth("api", creds.api_key)},
+                              data=data, timeout_ms=config.timeout_ms)
         body = parse_body(response)
         if response.status_code >= 300:
             raise error_for(response, secrets=secrets, label="mailgun", detail=_detail(body))

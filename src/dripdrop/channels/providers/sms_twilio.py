@@ -19,7 +19,7 @@ from dripdrop.channels.base import (
     Message,
     ProviderSpec,
 )
-from dripdrop.channels.http import Secrets, error_for, load, parse_body, send, url_join
+from dripdrop.channels.http import Secrets, basic_auth, error_for, load, parse_body, send, url_join
 from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
 
@@ -73,7 +73,8 @@ class TwilioProvider:
         path = f"/2010-04-01/Accounts/{creds.account_sid}/Messages.json"
         response = await send(
             ctx, "POST", url_join(config.base_url or API, path), secrets=secrets, label="twilio",
-            auth=(creds.account_sid, creds.auth_token), data=form(message, config),
+            headers={"Authorization": basic_auth(creds.account_sid, creds.auth_token)},
+            data=form(message, config),
             timeout_ms=config.timeout_ms,
         )
         body = parse_body(response)
