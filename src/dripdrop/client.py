@@ -8,6 +8,7 @@ async face through ``AsyncConnection.run_sync`` — the logic is written once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import signal
 import threading
@@ -36,10 +37,8 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
         return
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
 
 
 class _Base:

@@ -1,15 +1,15 @@
 """The exception tree. Every error DripDrop raises derives from :class:`DripDropError`.
 
-    DripDropError
-    ├── ValidationError      bad definitions or input; ``.errors`` maps field → messages
-    ├── NotFound             unknown key or id
-    ├── AlreadyEnrolled      duplicate enrollment (see ``on_conflict``)
-    ├── ConfigurationError   missing encryption key, missing optional extra, bad settings
-    ├── CryptoError          a ciphertext that cannot be decrypted with the key ring
-    ├── OutboundBlocked      the outbound guard refused a destination
-    └── DeliveryError        raised by providers and hooks while delivering
-        ├── TransientError   worth retrying (network, timeout, 5xx, 429); may carry retry_after
-        └── PermanentError   retrying will not help (4xx, rejected recipient, bad template)
+DripDropError
+├── ValidationError      bad definitions or input; ``.errors`` maps field → messages
+├── NotFound             unknown key or id
+├── AlreadyEnrolled      duplicate enrollment (see ``on_conflict``)
+├── ConfigurationError   missing encryption key, missing optional extra, bad settings
+├── CryptoError          a ciphertext that cannot be decrypted with the key ring
+├── OutboundBlocked      the outbound guard refused a destination
+└── DeliveryError        raised by providers and hooks while delivering
+    ├── TransientError   worth retrying (network, timeout, 5xx, 429); may carry retry_after
+    └── PermanentError   retrying will not help (4xx, rejected recipient, bad template)
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class OutboundBlocked(DripDropError):
 
 
 class DeliveryError(DripDropError):
-    """A delivery or hook call failed. ``response`` holds the provider's answer when there is one."""
+    """A delivery or hook call failed; ``response`` holds the provider answer when there is one."""
 
     def __init__(self, message: str, *, response: Any = None, status: int | None = None):
         super().__init__(message)

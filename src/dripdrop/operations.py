@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dripdrop.definitions import adapters, conditions, http_hooks, sequences, steps
-from dripdrop.engine import enrollments, events, notifications
+from dripdrop.engine import bulk, enrollments, events, notifications
 
 OPERATIONS: dict[str, Callable[..., Any]] = {
     # sequences and versions
@@ -48,6 +48,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "delete_http_hook": http_hooks.delete_http_hook,
     # enrollments and events
     "enroll": enrollments.enroll,
+    "enroll_many": bulk.enroll_many,
     "unenroll": enrollments.unenroll,
     "pause_enrollment": enrollments.pause_enrollment,
     "resume_enrollment": enrollments.resume_enrollment,

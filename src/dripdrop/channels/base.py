@@ -14,7 +14,15 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict
 
 CHANNELS: tuple[str, ...] = (
-    "email", "sms", "webhook", "pubsub", "slack", "telegram", "discord", "msteams", "apprise",
+    "email",
+    "sms",
+    "webhook",
+    "pubsub",
+    "slack",
+    "telegram",
+    "discord",
+    "msteams",
+    "apprise",
 )
 
 

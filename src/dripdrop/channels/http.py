@@ -122,20 +122,36 @@ def retry_after(value: Any) -> float | None:
     return _classifiers()[1](str(value))
 
 
-def _rebuild(err: DeliveryError, secrets: Secrets, label: str, detail: str | None,
-             *, transient: bool | None = None, wait: float | None = None) -> DeliveryError:
+def _rebuild(
+    err: DeliveryError,
+    secrets: Secrets,
+    label: str,
+    detail: str | None,
+    *,
+    transient: bool | None = None,
+    wait: float | None = None,
+) -> DeliveryError:
     message = f"{label}: {detail}" if detail else f"{label}: {err}"
     response = secrets.scrub(err.response)
     kind_transient = isinstance(err, TransientError) if transient is None else transient
     if kind_transient:
         hint = wait if wait is not None else getattr(err, "retry_after", None)
-        return TransientError(secrets.scrub(message), retry_after=hint, response=response,
-                              status=err.status)
+        return TransientError(
+            secrets.scrub(message), retry_after=hint, response=response, status=err.status
+        )
     return PermanentError(secrets.scrub(message), response=response, status=err.status)
 
 
-async def send(ctx: DeliveryContext, method: str, url: str, *, secrets: Secrets, label: str,
-               timeout_ms: float | None = None, **kwargs: Any) -> httpx2.Response:
+async def send(
+    ctx: DeliveryContext,
+    method: str,
+    url: str,
+    *,
+    secrets: Secrets,
+    label: str,
+    timeout_ms: float | None = None,
+    **kwargs: Any,
+) -> httpx2.Response:
     """One request through ``ctx.http``; transport failures become classified, scrubbed errors.
 
     ``timeout_ms`` overrides the client's timeout for this request only.
@@ -172,9 +188,15 @@ def parse_body(response: httpx2.Response) -> Any:
     return text
 
 
-def error_for(response: httpx2.Response, *, secrets: Secrets, label: str,
-              detail: str | None = None, transient: bool | None = None,
-              wait: float | None = None) -> DeliveryError:
+def error_for(
+    response: httpx2.Response,
+    *,
+    secrets: Secrets,
+    label: str,
+    detail: str | None = None,
+    transient: bool | None = None,
+    wait: float | None = None,
+) -> DeliveryError:
     """The error for a failed answer, classified by status unless ``transient`` overrides it.
 
     ``detail`` (the provider's own error text) replaces the generic message; ``wait`` replaces
@@ -183,11 +205,17 @@ def error_for(response: httpx2.Response, *, secrets: Secrets, label: str,
     status = response.status_code
     if 200 <= status < 300:
         # A 2xx that the provider's body marks as failed (Slack ok:false, Vonage status).
-        err: DeliveryError = PermanentError(f"HTTP {status}", response={
-            "status": status, "body": parse_body(response), "headers": {}}, status=status)
+        err: DeliveryError = PermanentError(
+            f"HTTP {status}",
+            response={"status": status, "body": parse_body(response), "headers": {}},
+            status=status,
+        )
     elif 300 <= status < 400:
-        err = PermanentError(f"HTTP {status} redirect not followed", status=status,
-                             response={"status": status, "body": None, "headers": {}})
+        err = PermanentError(
+            f"HTTP {status} redirect not followed",
+            status=status,
+            response={"status": status, "body": None, "headers": {}},
+        )
     else:
         err = _classifiers()[0](response)
     return _rebuild(err, secrets, label, detail, transient=transient, wait=wait)

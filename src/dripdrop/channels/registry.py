@@ -85,9 +85,7 @@ def validate_adapter(
     creds_out: dict[str, Any] = {}
     config_out: dict[str, Any] = {}
     try:
-        creds_out = spec.credentials.model_validate(credentials or {}).model_dump(
-            exclude_none=True
-        )
+        creds_out = spec.credentials.model_validate(credentials or {}).model_dump(exclude_none=True)
     except PydanticValidationError as exc:
         errors.update(_errors("credentials", exc))
     try:

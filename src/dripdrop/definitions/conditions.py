@@ -85,7 +85,8 @@ def validate_condition(
         if not isinstance(field_path, str) or not field_path.strip():
             errors["field_path"] = ["is required for an enrollment_data condition"]
         elif field_path.startswith("$"):
-            from jsonpath import JSONPathError, compile as jp_compile
+            from jsonpath import JSONPathError
+            from jsonpath import compile as jp_compile
 
             try:
                 jp_compile(field_path)

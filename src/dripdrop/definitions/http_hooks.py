@@ -77,7 +77,8 @@ def validate_hook(values: dict[str, Any]) -> None:
         errors.update({k.lstrip("."): v for k, v in exc.errors.items()})
     path = values.get("response_path")
     if isinstance(path, str) and path.startswith("$"):
-        from jsonpath import JSONPathError, compile as jp_compile
+        from jsonpath import JSONPathError
+        from jsonpath import compile as jp_compile
 
         try:
             jp_compile(path)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dripdrop.db import models as m
 from dripdrop.definitions.common import (
+    as_uuid,
     check_key,
     get_row,
     raise_if,
@@ -229,11 +230,13 @@ def update_sequence_version(
 
 def list_versions(rt: Runtime, conn: Connection, sequence_id: Any) -> list[SequenceVersion]:
     """The versions of a sequence, oldest first."""
-    rows = conn.execute(select(V).where(V.c.sequence_id == sequence_id).order_by(V.c.version))
+    sid = as_uuid(sequence_id, "sequence_id")
+    rows = conn.execute(select(V).where(V.c.sequence_id == sid).order_by(V.c.version))
     return [from_row(SequenceVersion, r) for r in rows]
 
 
 def get_active_version(rt: Runtime, conn: Connection, sequence_id: Any) -> SequenceVersion | None:
     """The active version of a sequence, if any."""
-    row = conn.execute(select(V).where(V.c.sequence_id == sequence_id, V.c.active)).first()
+    sid = as_uuid(sequence_id, "sequence_id")
+    row = conn.execute(select(V).where(V.c.sequence_id == sid, V.c.active)).first()
     return from_row(SequenceVersion, row) if row else None

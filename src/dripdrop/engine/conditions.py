@@ -144,7 +144,7 @@ def next_window_opening(
 ) -> datetime | None:
     """None when ``now`` is inside the window; otherwise the next instant it opens (UTC).
 
-    A window whose end is before its start spans midnight (22:00–06:00).
+    A window whose end is before its start spans midnight (22:00-06:00).
     """
     tz = window_zone(config, data)
     days = {str(d).lower()[:3] for d in config.get("days") or DAY_NAMES}

@@ -87,9 +87,7 @@ def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
     """Map a naive local wall time to a UTC instant (first occurrence; gap → after the gap)."""
     aware = wall.replace(tzinfo=zone, fold=0)
     # A wall time in a gap does not survive the round trip through UTC.
-    while aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != aware.replace(
-        tzinfo=None
-    ):
+    while aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != aware.replace(tzinfo=None):
         aware += timedelta(minutes=1)  # naive arithmetic: walks the wall clock
     return aware.astimezone(UTC)
 

@@ -98,7 +98,7 @@ def _parse_time(raw: str, text: str) -> tuple[int, int]:
 
 
 def _parse_times(raw: str | None, text: str) -> tuple[str, str]:
-    """"9am and 5pm" → cron minute and hour fields; several times must share the minute."""
+    """ "9am and 5pm" → cron minute and hour fields; several times must share the minute."""
     if raw is None:
         return "0", "0"
     parts = [p.strip() for p in re.split(r",|\band\b|&", raw) if p.strip()]
@@ -111,7 +111,7 @@ def _parse_times(raw: str | None, text: str) -> tuple[str, str]:
 
 
 def _parse_days(raw: str, text: str) -> str | None:
-    """"monday and thursday" → "MON,THU"; None when ``raw`` is not a list of weekdays."""
+    """ "monday and thursday" → "MON,THU"; None when ``raw`` is not a list of weekdays."""
     names = [p.strip() for p in re.split(r",|\band\b|&", raw) if p.strip()]
     days: set[str] = set()
     for name in names:

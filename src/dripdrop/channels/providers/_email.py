@@ -25,16 +25,28 @@ from dripdrop.errors import PermanentError
 
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 field name: printable ASCII but ':'
 # Headers the APIs set from their own fields; a step must not override them via ``headers``.
-_RESERVED = frozenset({"from", "to", "cc", "bcc", "subject", "reply-to", "content-type",
-                       "content-transfer-encoding", "mime-version"})
+_RESERVED = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "reply-to",
+        "content-type",
+        "content-transfer-encoding",
+        "mime-version",
+    }
+)
 
 
 class EmailConfig(Fields):
     """Config every HTTP email provider accepts (plus its own ``base_url``)."""
 
     # ``from`` is a keyword: keep the field's wire name when validated and dumped.
-    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True,
-                              validate_by_alias=True)
+    model_config = ConfigDict(
+        serialize_by_alias=True, validate_by_name=True, validate_by_alias=True
+    )
     from_: str | None = Field(default=None, alias="from")
     reply_to: str | None = None
     unsubscribe_url: str | None = None
@@ -115,4 +127,3 @@ def build_email(message: Message, adapter: AdapterInfo) -> Email:
         reply_to=addresses(fields.get("reply_to") or config.get("reply_to")),
         headers=headers,
     )
-

@@ -65,20 +65,36 @@ class AppriseProvider:
         for url in urls:
             if not notifier.add(url):
                 raise PermanentError("apprise: credentials.url is not a valid Apprise URL")
-        kwargs: dict[str, Any] = {"body": body, "title": str(fields.get("title")
-                                                             or fields.get("subject") or "")}
+        kwargs: dict[str, Any] = {
+            "body": body,
+            "title": str(fields.get("title") or fields.get("subject") or ""),
+        }
         if config.body_format:
             kwargs["body_format"] = config.body_format
         result = await notifier.async_notify(**kwargs)
         status = _status(result)
         if status == "success":
-            return DeliveryResult(provider_message_id=None, status="sent",
-                                  response={"status": status, "services": len(notifier)})
+            return DeliveryResult(
+                provider_message_id=None,
+                status="sent",
+                response={"status": status, "services": len(notifier)},
+            )
         if status == "partial":
             raise PermanentError("apprise: only some services were notified; not retried")
-        raise TransientError(f"apprise: notification failed ({status})",
-                             response={"status": status})
+        raise TransientError(
+            f"apprise: notification failed ({status})", response={"status": status}
+        )
 
 
-register(ProviderSpec("apprise", "apprise", AppriseCredentials, AppriseConfig, AppriseProvider,
-                      "Any Apprise notification URL", secret_fields=("url",), extra="apprise"))
+register(
+    ProviderSpec(
+        "apprise",
+        "apprise",
+        AppriseCredentials,
+        AppriseConfig,
+        AppriseProvider,
+        "Any Apprise notification URL",
+        secret_fields=("url",),
+        extra="apprise",
+    )
+)

@@ -112,7 +112,23 @@ class _DevConfig(Fields):
 
 
 for _channel in CHANNELS:
-    register(ProviderSpec(_channel, "memory", Fields, _DevConfig, MemoryProvider,
-                          "Keeps deliveries in process (tests)"))
-    register(ProviderSpec(_channel, "console", Fields, _DevConfig, ConsoleProvider,
-                          "Prints deliveries (development)"))
+    register(
+        ProviderSpec(
+            _channel,
+            "memory",
+            Fields,
+            _DevConfig,
+            MemoryProvider,
+            "Keeps deliveries in process (tests)",
+        )
+    )
+    register(
+        ProviderSpec(
+            _channel,
+            "console",
+            Fields,
+            _DevConfig,
+            ConsoleProvider,
+            "Prints deliveries (development)",
+        )
+    )

@@ -71,17 +71,38 @@ class DiscordProvider:
         creds = load(DiscordCredentials, adapter.credentials, "credentials")
         config = load(DiscordConfig, adapter.config, "config")
         secrets = Secrets([creds.webhook_url])
-        response = await send(ctx, "POST", rebase(creds.webhook_url, config.base_url),
-                              secrets=secrets, label="discord", params={"wait": "true"},
-                              json=payload(message, config), timeout_ms=config.timeout_ms)
+        response = await send(
+            ctx,
+            "POST",
+            rebase(creds.webhook_url, config.base_url),
+            secrets=secrets,
+            label="discord",
+            params={"wait": "true"},
+            json=payload(message, config),
+            timeout_ms=config.timeout_ms,
+        )
         answer = parse_body(response)
         if response.status_code >= 300:
             info = answer if isinstance(answer, dict) else {}
-            raise error_for(response, secrets=secrets, label="discord",
-                            detail=info.get("message"), wait=retry_after(info.get("retry_after")))
+            raise error_for(
+                response,
+                secrets=secrets,
+                label="discord",
+                detail=info.get("message"),
+                wait=retry_after(info.get("retry_after")),
+            )
         msg_id = answer.get("id") if isinstance(answer, dict) else None
         return DeliveryResult(provider_message_id=msg_id, status="sent", response=answer)
 
 
-register(ProviderSpec("discord", "webhook", DiscordCredentials, DiscordConfig, DiscordProvider,
-                      "Discord webhook", secret_fields=("webhook_url",)))
+register(
+    ProviderSpec(
+        "discord",
+        "webhook",
+        DiscordCredentials,
+        DiscordConfig,
+        DiscordProvider,
+        "Discord webhook",
+        secret_fields=("webhook_url",),
+    )
+)

@@ -67,9 +67,16 @@ class MailgunProvider:
         for name, value in email.headers.items():
             data[f"h:{name}"] = value
         url = url_join(config.base_url or API, f"/v3/{config.domain}/messages")
-        response = await send(ctx, "POST", url, secrets=secrets, label="mailgun",
-                              headers={"Authorization": basic_auth("api", creds.api_key)},
-                              data=data, timeout_ms=config.timeout_ms)
+        response = await send(
+            ctx,
+            "POST",
+            url,
+            secrets=secrets,
+            label="mailgun",
+            headers={"Authorization": basic_auth("api", creds.api_key)},
+            data=data,
+            timeout_ms=config.timeout_ms,
+        )
         body = parse_body(response)
         if response.status_code >= 300:
             raise error_for(response, secrets=secrets, label="mailgun", detail=_detail(body))
@@ -77,6 +84,14 @@ class MailgunProvider:
         return DeliveryResult(provider_message_id=msg_id, status="sent", response=body)
 
 
-register(ProviderSpec("email", "mailgun", MailgunCredentials, MailgunConfig, MailgunProvider,
-                      "Mailgun HTTP API (US or EU region via base_url)",
-                      secret_fields=("api_key",)))
+register(
+    ProviderSpec(
+        "email",
+        "mailgun",
+        MailgunCredentials,
+        MailgunConfig,
+        MailgunProvider,
+        "Mailgun HTTP API (US or EU region via base_url)",
+        secret_fields=("api_key",),
+    )
+)

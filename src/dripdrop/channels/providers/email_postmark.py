@@ -73,8 +73,11 @@ class PostmarkProvider:
         config = load(PostmarkConfig, adapter.config, "config")
         secrets = Secrets([creds.server_token])
         response = await send(
-            ctx, "POST", url_join(config.base_url or API, "/email"),
-            secrets=secrets, label="postmark",
+            ctx,
+            "POST",
+            url_join(config.base_url or API, "/email"),
+            secrets=secrets,
+            label="postmark",
             json=payload(message, adapter, config.message_stream),
             headers={"X-Postmark-Server-Token": creds.server_token, "Accept": "application/json"},
             timeout_ms=config.timeout_ms,
@@ -83,11 +86,26 @@ class PostmarkProvider:
         code = body.get("ErrorCode") if isinstance(body, dict) else None
         if response.status_code >= 300 or code:
             transient = True if code == _MAINTENANCE else None
-            raise error_for(response, secrets=secrets, label="postmark", detail=_detail(body),
-                            transient=transient)
-        return DeliveryResult(provider_message_id=body.get("MessageID"), status="sent",
-                              response=body)
+            raise error_for(
+                response,
+                secrets=secrets,
+                label="postmark",
+                detail=_detail(body),
+                transient=transient,
+            )
+        return DeliveryResult(
+            provider_message_id=body.get("MessageID"), status="sent", response=body
+        )
 
 
-register(ProviderSpec("email", "postmark", PostmarkCredentials, PostmarkConfig, PostmarkProvider,
-                      "Postmark email API", secret_fields=("server_token",)))
+register(
+    ProviderSpec(
+        "email",
+        "postmark",
+        PostmarkCredentials,
+        PostmarkConfig,
+        PostmarkProvider,
+        "Postmark email API",
+        secret_fields=("server_token",),
+    )
+)

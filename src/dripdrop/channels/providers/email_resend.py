@@ -64,10 +64,16 @@ class ResendProvider:
         config = load(ResendConfig, adapter.config, "config")
         secrets = Secrets([creds.api_key])
         response = await send(
-            ctx, "POST", url_join(config.base_url or API, "/emails"),
-            secrets=secrets, label="resend", json=payload(message, adapter),
-            headers={"Authorization": f"Bearer {creds.api_key}",
-                     "Idempotency-Key": message.idempotency_key},
+            ctx,
+            "POST",
+            url_join(config.base_url or API, "/emails"),
+            secrets=secrets,
+            label="resend",
+            json=payload(message, adapter),
+            headers={
+                "Authorization": f"Bearer {creds.api_key}",
+                "Idempotency-Key": message.idempotency_key,
+            },
             timeout_ms=config.timeout_ms,
         )
         body = parse_body(response)
@@ -75,11 +81,25 @@ class ResendProvider:
             name = body.get("name") if isinstance(body, dict) else None
             detail = body.get("message") if isinstance(body, dict) else body
             transient = True if name == "concurrent_idempotent_requests" else None
-            raise error_for(response, secrets=secrets, label="resend",
-                            detail=f"{name}: {detail}" if name else detail, transient=transient)
+            raise error_for(
+                response,
+                secrets=secrets,
+                label="resend",
+                detail=f"{name}: {detail}" if name else detail,
+                transient=transient,
+            )
         msg_id = body.get("id") if isinstance(body, dict) else None
         return DeliveryResult(provider_message_id=msg_id, status="sent", response=body)
 
 
-register(ProviderSpec("email", "resend", ResendCredentials, ResendConfig, ResendProvider,
-                      "Resend email API", secret_fields=("api_key",)))
+register(
+    ProviderSpec(
+        "email",
+        "resend",
+        ResendCredentials,
+        ResendConfig,
+        ResendProvider,
+        "Resend email API",
+        secret_fields=("api_key",),
+    )
+)

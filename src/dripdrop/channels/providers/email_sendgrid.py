@@ -74,16 +74,31 @@ class SendGridProvider:
         config = load(SendGridConfig, adapter.config, "config")
         secrets = Secrets([creds.api_key])
         response = await send(
-            ctx, "POST", url_join(config.base_url or API, "/v3/mail/send"),
-            secrets=secrets, label="sendgrid", json=payload(message, adapter),
-            headers={"Authorization": f"Bearer {creds.api_key}"}, timeout_ms=config.timeout_ms,
+            ctx,
+            "POST",
+            url_join(config.base_url or API, "/v3/mail/send"),
+            secrets=secrets,
+            label="sendgrid",
+            json=payload(message, adapter),
+            headers={"Authorization": f"Bearer {creds.api_key}"},
+            timeout_ms=config.timeout_ms,
         )
         body = parse_body(response)
         if response.status_code >= 300:
             raise error_for(response, secrets=secrets, label="sendgrid", detail=_detail(body))
-        return DeliveryResult(provider_message_id=response.headers.get("x-message-id"),
-                              status="sent", response=body)
+        return DeliveryResult(
+            provider_message_id=response.headers.get("x-message-id"), status="sent", response=body
+        )
 
 
-register(ProviderSpec("email", "sendgrid", SendGridCredentials, SendGridConfig, SendGridProvider,
-                      "SendGrid v3 Mail Send API", secret_fields=("api_key",)))
+register(
+    ProviderSpec(
+        "email",
+        "sendgrid",
+        SendGridCredentials,
+        SendGridConfig,
+        SendGridProvider,
+        "SendGrid v3 Mail Send API",
+        secret_fields=("api_key",),
+    )
+)

@@ -46,15 +46,34 @@ def payload(message: Message, config: TeamsConfig) -> dict[str, Any]:
     if config.format == "adaptive":
         items: list[dict[str, Any]] = []
         if title:
-            items.append({"type": "TextBlock", "text": str(title), "weight": "Bolder",
-                          "size": "Medium", "wrap": True})
+            items.append(
+                {
+                    "type": "TextBlock",
+                    "text": str(title),
+                    "weight": "Bolder",
+                    "size": "Medium",
+                    "wrap": True,
+                }
+            )
         items.append({"type": "TextBlock", "text": text, "wrap": True})
-        card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard", "version": "1.4", "body": items}
-        return {"type": "message", "attachments": [
-            {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
-    card_body: dict[str, Any] = {"@type": "MessageCard", "@context": "https://schema.org/extensions",
-                                 "summary": str(title or text)[:80], "text": text}
+        card = {
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard",
+            "version": "1.4",
+            "body": items,
+        }
+        return {
+            "type": "message",
+            "attachments": [
+                {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
+            ],
+        }
+    card_body: dict[str, Any] = {
+        "@type": "MessageCard",
+        "@context": "https://schema.org/extensions",
+        "summary": str(title or text)[:80],
+        "text": text,
+    }
     if title:
         card_body["title"] = str(title)
     return card_body
@@ -70,19 +89,35 @@ class TeamsProvider:
         creds = load(TeamsCredentials, adapter.credentials, "credentials")
         config = load(TeamsConfig, adapter.config, "config")
         secrets = Secrets([creds.webhook_url])
-        response = await send(ctx, "POST", rebase(creds.webhook_url, config.base_url),
-                              secrets=secrets, label="msteams", json=payload(message, config),
-                              timeout_ms=config.timeout_ms)
+        response = await send(
+            ctx,
+            "POST",
+            rebase(creds.webhook_url, config.base_url),
+            secrets=secrets,
+            label="msteams",
+            json=payload(message, config),
+            timeout_ms=config.timeout_ms,
+        )
         answer = parse_body(response)
         text = answer.strip() if isinstance(answer, str) else ""
         if response.status_code >= 300:
             raise error_for(response, secrets=secrets, label="msteams", detail=text or None)
         if response.status_code == 200 and text and text != "1" and "error" in text.lower():
             # Legacy connectors report downstream failures (even 429s) inside a 200.
-            raise error_for(response, secrets=secrets, label="msteams", detail=text,
-                            transient="429" in text)
+            raise error_for(
+                response, secrets=secrets, label="msteams", detail=text, transient="429" in text
+            )
         return DeliveryResult(provider_message_id=None, status="sent", response=answer)
 
 
-register(ProviderSpec("msteams", "webhook", TeamsCredentials, TeamsConfig, TeamsProvider,
-                      "Microsoft Teams incoming webhook", secret_fields=("webhook_url",)))
+register(
+    ProviderSpec(
+        "msteams",
+        "webhook",
+        TeamsCredentials,
+        TeamsConfig,
+        TeamsProvider,
+        "Microsoft Teams incoming webhook",
+        secret_fields=("webhook_url",),
+    )
+)

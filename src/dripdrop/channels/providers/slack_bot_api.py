@@ -23,8 +23,16 @@ from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
 
 API = "https://slack.com"
-_TRANSIENT = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error",
-                        "service_unavailable", "request_timeout"})
+_TRANSIENT = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+    }
+)
 
 
 class SlackBotCredentials(Fields):
@@ -54,8 +62,12 @@ class SlackBotProvider:
             raise PermanentError("slack: no channel (step channel or config.default_channel)")
         body = {"channel": channel, **payload(message, config)}
         response = await send(
-            ctx, "POST", url_join(config.base_url or API, "/api/chat.postMessage"),
-            secrets=secrets, label="slack", json=body,
+            ctx,
+            "POST",
+            url_join(config.base_url or API, "/api/chat.postMessage"),
+            secrets=secrets,
+            label="slack",
+            json=body,
             headers={"Authorization": f"Bearer {creds.bot_token}"},
             timeout_ms=config.timeout_ms,
         )
@@ -64,12 +76,20 @@ class SlackBotProvider:
         if response.status_code >= 300 or not ok:
             error = answer.get("error") if isinstance(answer, dict) else None
             transient = True if error in _TRANSIENT else None
-            raise error_for(response, secrets=secrets, label="slack", detail=error,
-                            transient=transient)
-        return DeliveryResult(provider_message_id=answer.get("ts"), status="sent",
-                              response=answer)
+            raise error_for(
+                response, secrets=secrets, label="slack", detail=error, transient=transient
+            )
+        return DeliveryResult(provider_message_id=answer.get("ts"), status="sent", response=answer)
 
 
-register(ProviderSpec("slack", "bot_api", SlackBotCredentials, SlackBotConfig, SlackBotProvider,
-                      "Slack Web API chat.postMessage (bot token)",
-                      secret_fields=("bot_token",)))
+register(
+    ProviderSpec(
+        "slack",
+        "bot_api",
+        SlackBotCredentials,
+        SlackBotConfig,
+        SlackBotProvider,
+        "Slack Web API chat.postMessage (bot token)",
+        secret_fields=("bot_token",),
+    )
+)

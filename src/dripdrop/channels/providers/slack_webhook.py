@@ -66,9 +66,15 @@ class SlackWebhookProvider:
         channel = message.recipient or message.fields.get("channel")
         if channel:
             body["channel"] = channel  # legacy webhooks honour it; app webhooks ignore it
-        response = await send(ctx, "POST", rebase(creds.webhook_url, config.base_url),
-                              secrets=secrets, label="slack", json=body,
-                              timeout_ms=config.timeout_ms)
+        response = await send(
+            ctx,
+            "POST",
+            rebase(creds.webhook_url, config.base_url),
+            secrets=secrets,
+            label="slack",
+            json=body,
+            timeout_ms=config.timeout_ms,
+        )
         answer = parse_body(response)
         if response.status_code >= 300:
             detail = answer if isinstance(answer, str) else None
@@ -76,6 +82,14 @@ class SlackWebhookProvider:
         return DeliveryResult(provider_message_id=None, status="sent", response=answer)
 
 
-register(ProviderSpec("slack", "webhook", SlackWebhookCredentials, SlackWebhookConfig,
-                      SlackWebhookProvider, "Slack incoming webhook",
-                      secret_fields=("webhook_url",)))
+register(
+    ProviderSpec(
+        "slack",
+        "webhook",
+        SlackWebhookCredentials,
+        SlackWebhookConfig,
+        SlackWebhookProvider,
+        "Slack incoming webhook",
+        secret_fields=("webhook_url",),
+    )
+)

@@ -34,8 +34,9 @@ class TwilioCredentials(Fields):
 
 
 class TwilioConfig(Fields):
-    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True,
-                              validate_by_alias=True)
+    model_config = ConfigDict(
+        serialize_by_alias=True, validate_by_name=True, validate_by_alias=True
+    )
 
     from_: str | None = Field(default=None, alias="from")
     messaging_service_sid: str | None = None
@@ -72,7 +73,11 @@ class TwilioProvider:
         secrets = Secrets([creds.auth_token])
         path = f"/2010-04-01/Accounts/{creds.account_sid}/Messages.json"
         response = await send(
-            ctx, "POST", url_join(config.base_url or API, path), secrets=secrets, label="twilio",
+            ctx,
+            "POST",
+            url_join(config.base_url or API, path),
+            secrets=secrets,
+            label="twilio",
             headers={"Authorization": basic_auth(creds.account_sid, creds.auth_token)},
             data=form(message, config),
             timeout_ms=config.timeout_ms,
@@ -82,11 +87,21 @@ class TwilioProvider:
             code = body.get("code") if isinstance(body, dict) else None
             detail = f"{code}: {body.get('message')}" if isinstance(body, dict) else body
             transient = True if code in _TRANSIENT_CODES else None
-            raise error_for(response, secrets=secrets, label="twilio", detail=detail,
-                            transient=transient)
+            raise error_for(
+                response, secrets=secrets, label="twilio", detail=detail, transient=transient
+            )
         sid = body.get("sid") if isinstance(body, dict) else None
         return DeliveryResult(provider_message_id=sid, status="sent", response=body)
 
 
-register(ProviderSpec("sms", "twilio", TwilioCredentials, TwilioConfig, TwilioProvider,
-                      "Twilio Programmable Messaging", secret_fields=("auth_token",)))
+register(
+    ProviderSpec(
+        "sms",
+        "twilio",
+        TwilioCredentials,
+        TwilioConfig,
+        TwilioProvider,
+        "Twilio Programmable Messaging",
+        secret_fields=("auth_token",),
+    )
+)

@@ -33,8 +33,9 @@ class VonageCredentials(Fields):
 
 
 class VonageConfig(Fields):
-    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True,
-                              validate_by_alias=True)
+    model_config = ConfigDict(
+        serialize_by_alias=True, validate_by_name=True, validate_by_alias=True
+    )
 
     from_: str | None = Field(default=None, alias="from")
     base_url: str | None = API
@@ -48,9 +49,14 @@ def form(message: Message, creds: VonageCredentials, config: VonageConfig) -> di
     if not to or not sender:
         raise PermanentError("vonage: a recipient number and a from (config.from) are required")
     text = str(fields.get("body") or "")
-    data = {"api_key": creds.api_key, "api_secret": creds.api_secret, "from": str(sender),
-            "to": str(to).lstrip("+"), "text": text,
-            "client-ref": message.idempotency_key[:100]}
+    data = {
+        "api_key": creds.api_key,
+        "api_secret": creds.api_secret,
+        "from": str(sender),
+        "to": str(to).lstrip("+"),
+        "text": text,
+        "client-ref": message.idempotency_key[:100],
+    }
     if not text.isascii():
         data["type"] = "unicode"  # otherwise Vonage mangles non-GSM characters
     return data
@@ -74,8 +80,13 @@ class VonageProvider:
         config = load(VonageConfig, adapter.config, "config")
         secrets = Secrets([creds.api_secret])
         response = await send(
-            ctx, "POST", url_join(config.base_url or API, "/sms/json"), secrets=secrets,
-            label="vonage", data=form(message, creds, config), timeout_ms=config.timeout_ms,
+            ctx,
+            "POST",
+            url_join(config.base_url or API, "/sms/json"),
+            secrets=secrets,
+            label="vonage",
+            data=form(message, creds, config),
+            timeout_ms=config.timeout_ms,
         )
         body = parse_body(response)
         first = _first(body)
@@ -83,11 +94,22 @@ class VonageProvider:
         if response.status_code >= 300 or status != "0":
             detail = f"status {status}: {first.get('error-text')}" if first else None
             transient = True if status in _TRANSIENT_STATUS else None
-            raise error_for(response, secrets=secrets, label="vonage", detail=detail,
-                            transient=transient)
-        return DeliveryResult(provider_message_id=first.get("message-id"), status="sent",
-                              response=body)
+            raise error_for(
+                response, secrets=secrets, label="vonage", detail=detail, transient=transient
+            )
+        return DeliveryResult(
+            provider_message_id=first.get("message-id"), status="sent", response=body
+        )
 
 
-register(ProviderSpec("sms", "vonage", VonageCredentials, VonageConfig, VonageProvider,
-                      "Vonage (Nexmo) SMS API", secret_fields=("api_secret",)))
+register(
+    ProviderSpec(
+        "sms",
+        "vonage",
+        VonageCredentials,
+        VonageConfig,
+        VonageProvider,
+        "Vonage (Nexmo) SMS API",
+        secret_fields=("api_secret",),
+    )
+)

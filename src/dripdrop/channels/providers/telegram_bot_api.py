@@ -72,22 +72,44 @@ class TelegramProvider:
         config = load(TelegramConfig, adapter.config, "config")
         secrets = Secrets([creds.bot_token])
         url = url_join(config.base_url or API, f"/bot{creds.bot_token}/sendMessage")
-        response = await send(ctx, "POST", url, secrets=secrets, label="telegram",
-                              json=payload(message, config), timeout_ms=config.timeout_ms)
+        response = await send(
+            ctx,
+            "POST",
+            url,
+            secrets=secrets,
+            label="telegram",
+            json=payload(message, config),
+            timeout_ms=config.timeout_ms,
+        )
         answer = parse_body(response)
         ok = isinstance(answer, dict) and answer.get("ok") is True
         if response.status_code >= 300 or not ok:
             info = answer if isinstance(answer, dict) else {}
             params = info.get("parameters") if isinstance(info.get("parameters"), dict) else {}
-            raise error_for(response, secrets=secrets, label="telegram",
-                            detail=info.get("description"),
-                            wait=retry_after(params.get("retry_after")))
+            raise error_for(
+                response,
+                secrets=secrets,
+                label="telegram",
+                detail=info.get("description"),
+                wait=retry_after(params.get("retry_after")),
+            )
         result = answer.get("result") or {}
         msg_id = result.get("message_id") if isinstance(result, dict) else None
-        return DeliveryResult(provider_message_id=None if msg_id is None else str(msg_id),
-                              status="sent", response=answer)
+        return DeliveryResult(
+            provider_message_id=None if msg_id is None else str(msg_id),
+            status="sent",
+            response=answer,
+        )
 
 
-register(ProviderSpec("telegram", "bot_api", TelegramCredentials, TelegramConfig,
-                      TelegramProvider, "Telegram Bot API sendMessage",
-                      secret_fields=("bot_token",)))
+register(
+    ProviderSpec(
+        "telegram",
+        "bot_api",
+        TelegramCredentials,
+        TelegramConfig,
+        TelegramProvider,
+        "Telegram Bot API sendMessage",
+        secret_fields=("bot_token",),
+    )
+)

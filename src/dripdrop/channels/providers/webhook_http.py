@@ -100,21 +100,38 @@ class WebhookProvider:
         headers["Idempotency-Key"] = message.idempotency_key
         headers["webhook-id"] = message.idempotency_key
         if creds.signing_secret:
-            headers.update(signature_headers(creds.signing_secret, message.idempotency_key,
-                                             _timestamp(ctx), body))
+            headers.update(
+                signature_headers(
+                    creds.signing_secret, message.idempotency_key, _timestamp(ctx), body
+                )
+            )
         secrets = Secrets([creds.signing_secret, creds.headers or {}])
         response = await send(
-            ctx, method, _url(message, config), secrets=secrets, label="webhook",
+            ctx,
+            method,
+            _url(message, config),
+            secrets=secrets,
+            label="webhook",
             content=body.encode() if body or method not in ("GET", "DELETE") else None,
-            headers=headers, timeout_ms=fields.get("timeout_ms") or config.timeout_ms,
+            headers=headers,
+            timeout_ms=fields.get("timeout_ms") or config.timeout_ms,
         )
         answer = parse_body(response)
         if response.status_code >= 300:
             raise error_for(response, secrets=secrets, label="webhook")
-        return DeliveryResult(provider_message_id=message.idempotency_key, status="sent",
-                              response=answer)
+        return DeliveryResult(
+            provider_message_id=message.idempotency_key, status="sent", response=answer
+        )
 
 
-register(ProviderSpec("webhook", "http", WebhookCredentials, WebhookConfig, WebhookProvider,
-                      "HTTP request, signed per Standard Webhooks when a secret is set",
-                      secret_fields=("signing_secret", "headers")))
+register(
+    ProviderSpec(
+        "webhook",
+        "http",
+        WebhookCredentials,
+        WebhookConfig,
+        WebhookProvider,
+        "HTTP request, signed per Standard Webhooks when a secret is set",
+        secret_fields=("signing_secret", "headers"),
+    )
+)

@@ -1,0 +1,1 @@
+"""The demo: the seed's SaaS onboarding sequence delivered on a virtual clock."""
