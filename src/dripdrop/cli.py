@@ -13,14 +13,23 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="DripDrop: multi-channel messaging sequences on PostgreSQL.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="DripDrop: multi-channel messaging sequences on PostgreSQL.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console()
 
-DatabaseOpt = Annotated[str | None, typer.Option("--database-url", envvar="DRIPDROP_DATABASE_URL",
-                                                 help="PostgreSQL URL (default: embedded)")]
-SchemaOpt = Annotated[str | None, typer.Option("--schema", envvar="DRIPDROP_SCHEMA_NAME",
-                                               help="schema (default: dripdrop)")]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url", envvar="DRIPDROP_DATABASE_URL", help="PostgreSQL URL (default: embedded)"
+    ),
+]
+SchemaOpt = Annotated[
+    str | None,
+    typer.Option("--schema", envvar="DRIPDROP_SCHEMA_NAME", help="schema (default: dripdrop)"),
+]
 
 
 def _dd(database_url: str | None, schema: str | None) -> Any:
@@ -52,8 +61,9 @@ def gen_key() -> None:
 
 
 @app.command("rotate-key")
-def rotate_key(database_url: DatabaseOpt = None, schema: SchemaOpt = None,
-               batch_size: int = 500) -> None:
+def rotate_key(
+    database_url: DatabaseOpt = None, schema: SchemaOpt = None, batch_size: int = 500
+) -> None:
     """Re-encrypt every secret with the newest key of DRIPDROP_ENCRYPTION_KEY ("new,old").
     Safe to interrupt and run again: it resumes where it stopped."""
     from dripdrop.definitions.rotation import rotate_all
@@ -65,9 +75,12 @@ def rotate_key(database_url: DatabaseOpt = None, schema: SchemaOpt = None,
 
 
 @app.command()
-def worker(database_url: DatabaseOpt = None, schema: SchemaOpt = None,
-           concurrency: Annotated[int, typer.Option("--concurrency", "-c")] = 10,
-           batch_size: int = 100) -> None:
+def worker(
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c")] = 10,
+    batch_size: int = 100,
+) -> None:
     """Run a worker until SIGTERM/SIGINT (in-flight deliveries finish first)."""
     import logging
 
@@ -80,9 +93,11 @@ def worker(database_url: DatabaseOpt = None, schema: SchemaOpt = None,
 
 
 @app.command()
-def demo(database_url: DatabaseOpt = None,
-         schema: Annotated[str, typer.Option("--schema")] = "dripdrop_demo",
-         days: int = 10) -> None:
+def demo(
+    database_url: DatabaseOpt = None,
+    schema: Annotated[str, typer.Option("--schema")] = "dripdrop_demo",
+    days: int = 10,
+) -> None:
     """Deliver the SaaS onboarding sequence to three users on a virtual clock (console
     providers, embedded PostgreSQL unless DRIPDROP_DATABASE_URL is set)."""
     from dripdrop.demo.onboarding import run
@@ -92,9 +107,14 @@ def demo(database_url: DatabaseOpt = None,
 
 
 @app.command()
-def enroll(sequence_key: str, csv_file: Path, database_url: DatabaseOpt = None,
-           schema: SchemaOpt = None,
-           subscriber_type: str = "User", id_column: str = "id") -> None:
+def enroll(
+    sequence_key: str,
+    csv_file: Path,
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+    subscriber_type: str = "User",
+    id_column: str = "id",
+) -> None:
     """Enroll every row of a CSV (column ``id`` is the subscriber id, the rest is data)."""
     from rich.progress import Progress
 
@@ -131,12 +151,17 @@ def _duration(text: str) -> timedelta:
 
 
 @app.command()
-def simulate(sequence_key: str,
-             data: Annotated[str, typer.Option(help="enrollment data as JSON")] = "{}",
-             event: Annotated[list[str] | None, typer.Option(
-                 help="OFFSET:KEY[:JSON], e.g. 2d:paid or '3h:order:{\"plan\":\"pro\"}'")] = None,
-             until: str = "30d", database_url: DatabaseOpt = None,
-             schema: SchemaOpt = None) -> None:
+def simulate(
+    sequence_key: str,
+    data: Annotated[str, typer.Option(help="enrollment data as JSON")] = "{}",
+    event: Annotated[
+        list[str] | None,
+        typer.Option(help='OFFSET:KEY[:JSON], e.g. 2d:paid or \'3h:order:{"plan":"pro"}\''),
+    ] = None,
+    until: str = "30d",
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+) -> None:
     """Show the timeline a subscriber with DATA would get (nothing is sent or stored)."""
     dd = _dd(database_url, schema)
     events = []
@@ -144,8 +169,9 @@ def simulate(sequence_key: str,
         offset, _, rest = spec.partition(":")
         key, _, payload = rest.partition(":")
         events.append((_duration(offset), key, json.loads(payload) if payload else {}))
-    timeline = dd.simulate(sequence_key, data=json.loads(data), events=events,
-                           until=_duration(until))
+    timeline = dd.simulate(
+        sequence_key, data=json.loads(data), events=events, until=_duration(until)
+    )
     for entry in timeline:
         console.print(str(entry))
 

@@ -155,6 +155,29 @@ class DripDrop(_Base):
 
         return self._run_async(go)
 
+    def simulate(
+        self,
+        sequence_key: str,
+        data: dict[str, Any] | None = None,
+        events: list[Any] | None = None,
+        until: Any = None,
+        **options: Any,
+    ) -> Any:
+        """The timeline a subscriber with ``data`` would get, without sending or storing
+        anything. ``events``: ``[(timedelta(days=2), "paid", {...}), ...]``."""
+        from datetime import timedelta
+
+        from dripdrop.engine.simulate import simulate
+
+        return simulate(
+            self._rt,
+            sequence_key,
+            data,
+            events,
+            until if until is not None else timedelta(days=30),
+            **options,
+        )
+
     def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]:
         """Receive ``local`` pub/sub deliveries in process: ``callback(topic, event, payload)``.
         Returns a function that unsubscribes ("*" receives every topic)."""
@@ -237,6 +260,29 @@ class AsyncDripDrop(_Base):
     def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]:
         """Receive ``local`` pub/sub deliveries in process (see DripDrop.subscribe)."""
         return self._rt.bus.subscribe(topic, callback)
+
+    async def simulate(
+        self,
+        sequence_key: str,
+        data: dict[str, Any] | None = None,
+        events: list[Any] | None = None,
+        until: Any = None,
+        **options: Any,
+    ) -> Any:
+        """The timeline a subscriber would get (see DripDrop.simulate)."""
+        from datetime import timedelta
+
+        from dripdrop.engine.simulate import simulate
+
+        return await asyncio.to_thread(
+            simulate,
+            self._rt,
+            sequence_key,
+            data,
+            events,
+            until if until is not None else timedelta(days=30),
+            **options,
+        )
 
     async def test_http_hook(self, hook_id: Any, test_data: dict[str, Any] | None = None) -> Any:
         """Call an HTTP hook for real with ``test_data``; store and return the result."""

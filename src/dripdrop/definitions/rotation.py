@@ -10,8 +10,10 @@ from dripdrop.db import models as m
 from dripdrop.definitions.secrets import aad
 
 # (table, encrypted column) pairs that hold secrets.
-SECRET_COLUMNS = ((m.ChannelAdapter.__table__, "credentials"),
-                  (m.HttpHook.__table__, "auth_config"))
+SECRET_COLUMNS = (
+    (m.ChannelAdapter.__table__, "credentials"),
+    (m.HttpHook.__table__, "auth_config"),
+)
 
 
 def rotate_all(rt: Any, *, batch_size: int = 500) -> dict[str, int]:
@@ -36,8 +38,11 @@ def rotate_all(rt: Any, *, batch_size: int = 500) -> dict[str, int]:
                     if ring.needs_rotation(blob):
                         where = aad(table.name, column, row.id)
                         plain = ring.decrypt(blob, aad=where)
-                        conn.execute(update(table).where(table.c.id == row.id)
-                                     .values({column: ring.encrypt(plain, aad=where)}))
+                        conn.execute(
+                            update(table)
+                            .where(table.c.id == row.id)
+                            .values({column: ring.encrypt(plain, aad=where)})
+                        )
                         done += 1
                 last_id = rows[-1].id
         counts[table.name] = done

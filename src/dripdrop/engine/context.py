@@ -29,7 +29,9 @@ class HookValues:
     async def get(self, name: str) -> Any:
         if name in self.values:
             return self.values[name]
-        if name in self.version.http_hooks:
+        if name in self.services.overrides:
+            value = self.services.overrides[name]
+        elif name in self.version.http_hooks:
             value = await self.services.call_http_hook(self.version.http_hooks[name], self.base)
         elif self.version.hook_module:
             value = await call_python_hook(

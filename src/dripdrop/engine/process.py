@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from dripdrop.channels.base import Message
+from dripdrop.channels.base import DeliveryResult, Message
 from dripdrop.channels.registry import get_provider
 from dripdrop.engine.conditions import compare, lookup, next_window_opening
 from dripdrop.engine.context import HookValues, base_context
@@ -222,9 +222,12 @@ async def run_job(job: Job, services: Any, now: datetime) -> Outcome:
                 "sequence_key": job.version.sequence_key,
             },
         )
-        result = await get_provider(adapter.channel, adapter.provider).send(
-            message, adapter, services.delivery_context
-        )
+        if services.dry_run:  # simulations render and route but never send
+            result = DeliveryResult(status="simulated")
+        else:
+            result = await get_provider(adapter.channel, adapter.provider).send(
+                message, adapter, services.delivery_context
+            )
         response = {
             "provider": adapter.provider,
             "adapter": adapter.name,

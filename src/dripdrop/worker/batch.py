@@ -16,7 +16,15 @@ from dripdrop.db import models as m
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import execution_row, plan_step
 from dripdrop.engine.process import Job, Outcome
-from dripdrop.worker.queries import CLAIM, COMPLETE, ENROLLMENTS, EVENT_COUNTS, EVENTS_OF, q
+from dripdrop.worker.queries import (
+    CLAIM,
+    CLAIM_ENROLLMENT,
+    COMPLETE,
+    ENROLLMENTS,
+    EVENT_COUNTS,
+    EVENTS_OF,
+    q,
+)
 
 X = m.StepExecution.__table__
 
@@ -36,19 +44,28 @@ WHERE e.id = v.id AND e.state IN ('active', 'paused')
 
 
 def claim_jobs(
-    rt: Any, conn: Connection, limit: int, token: uuid.UUID, now: datetime, lease_seconds: float
+    rt: Any,
+    conn: Connection,
+    limit: int,
+    token: uuid.UUID,
+    now: datetime,
+    lease_seconds: float,
+    enrollment_id: uuid.UUID | None = None,
 ) -> list[Job]:
-    """Claim up to ``limit`` due executions (SKIP LOCKED) and load their definitions."""
-    rows = conn.execute(
-        q(CLAIM, rt.schema),
-        {
-            "now": now,
-            "limit": limit,
-            "token": token,
-            "worker": rt.worker_id,
-            "lease": lease_seconds,
-        },
-    ).all()
+    """Claim up to ``limit`` due executions (SKIP LOCKED) and load their definitions.
+    ``enrollment_id`` restricts the claim to one enrollment (simulations)."""
+    params = {
+        "now": now,
+        "limit": limit,
+        "token": token,
+        "worker": rt.worker_id,
+        "lease": lease_seconds,
+    }
+    sql = CLAIM
+    if enrollment_id is not None:
+        params["enrollment_id"] = enrollment_id
+        sql = CLAIM_ENROLLMENT
+    rows = conn.execute(q(sql, rt.schema), params).all()
     if not rows:
         return []
     enrollments = {

@@ -29,6 +29,13 @@ RETURNING x.id, x.enrollment_id, x.step_id, x.scheduled_for, x.retry_count, x.ad
           x.waiting_for, x.replay_of, x.idempotency_key, x.channel, x.tenant_key
 """
 
+# The same claim restricted to one enrollment (simulations, which must never touch real work).
+CLAIM_ENROLLMENT = CLAIM.replace(
+    "WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now",
+    "WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now "
+    "AND enrollment_id = :enrollment_id",
+)
+
 # Leases are real time (clock_timestamp), not the injectable clock: they protect against dead
 # workers, which a fake clock in tests must not expire by accident.
 RECOVER_LEASES = """

@@ -70,6 +70,8 @@ async def drain(
     batch_size: int = 100,
     concurrency: int = 100,
     max_batches: int | None = None,
+    enrollment_id: uuid.UUID | None = None,
+    on_outcome: Any = None,
 ) -> RunSummary:
     """Process everything due at ``clock()``, including work that becomes due meanwhile."""
     counts: Counter[str] = Counter()
@@ -78,12 +80,14 @@ async def drain(
     while max_batches is None or batches < max_batches:
         now = rt.now()
         token = uuid.uuid4()
-        jobs = await db.run(claim_jobs, batch_size, token, now, LEASE_SECONDS)
+        jobs = await db.run(claim_jobs, batch_size, token, now, LEASE_SECONDS, enrollment_id)
         if not jobs:
             break
         batches += 1
         for o in await run_batch(rt, db, services, jobs, now, semaphore):
             counts[o.kind] += 1
+            if on_outcome is not None:
+                on_outcome(o)
     return _summary(counts)
 
 

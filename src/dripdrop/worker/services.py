@@ -40,6 +40,7 @@ class Services:
             extras={"bus": rt.bus, "schema": rt.schema},
         )
         self._external: dict[str, tuple[float, Any]] = {}
+        self.overrides: dict[str, Any] = {}  # hook values fixed by a simulation
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -58,6 +59,8 @@ class Services:
     async def call_http_hook(self, hook: Any, context: dict[str, Any]) -> Any:
         from dripdrop.hooks.http import call_http_hook
 
+        if hook.key in self.overrides:
+            return self.overrides[hook.key]
         result = await call_http_hook(self.rt, hook, context, self.http)
         return result.value
 

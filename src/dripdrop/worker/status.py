@@ -12,21 +12,37 @@ def queue_status(rt: Any) -> dict[str, Any]:
     s = f'"{rt.schema}"'
     now = rt.now()
     with rt.engine.begin() as conn:
-        by_state = dict(conn.execute(text(
-            f"SELECT state, count(*) FROM {s}.step_executions GROUP BY state")).all())
-        due = conn.execute(text(
-            f"SELECT count(*) FROM {s}.step_executions WHERE state = 'scheduled' AND NOT held "
-            "AND scheduled_for <= :now"), {"now": now}).scalar()
-        nxt = conn.execute(text(
-            f"SELECT min(scheduled_for) FROM {s}.step_executions WHERE state = 'scheduled' "
-            "AND NOT held AND scheduled_for > :now"), {"now": now}).scalar()
-        expired = conn.execute(text(
-            f"SELECT count(*) FROM {s}.step_executions WHERE state = 'sending' "
-            "AND locked_until < clock_timestamp()")).scalar()
-        enrollments = dict(conn.execute(text(
-            f"SELECT state, count(*) FROM {s}.enrollments GROUP BY state")).all())
+        by_state = dict(
+            conn.execute(
+                text(f"SELECT state, count(*) FROM {s}.step_executions GROUP BY state")
+            ).all()
+        )
+        due = conn.execute(
+            text(
+                f"SELECT count(*) FROM {s}.step_executions WHERE state = 'scheduled' AND NOT held "
+                "AND scheduled_for <= :now"
+            ),
+            {"now": now},
+        ).scalar()
+        nxt = conn.execute(
+            text(
+                f"SELECT min(scheduled_for) FROM {s}.step_executions WHERE state = 'scheduled' "
+                "AND NOT held AND scheduled_for > :now"
+            ),
+            {"now": now},
+        ).scalar()
+        expired = conn.execute(
+            text(
+                f"SELECT count(*) FROM {s}.step_executions WHERE state = 'sending' "
+                "AND locked_until < clock_timestamp()"
+            )
+        ).scalar()
+        enrollments = dict(
+            conn.execute(text(f"SELECT state, count(*) FROM {s}.enrollments GROUP BY state")).all()
+        )
     out: dict[str, Any] = {f"executions {k}": v for k, v in sorted(by_state.items())}
     out.update({f"enrollments {k}": v for k, v in sorted(enrollments.items())})
-    out.update({"due now": due, "next due": nxt.isoformat() if nxt else "-",
-                "expired leases": expired})
+    out.update(
+        {"due now": due, "next due": nxt.isoformat() if nxt else "-", "expired leases": expired}
+    )
     return out

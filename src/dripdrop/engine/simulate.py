@@ -1,0 +1,176 @@
+"""``simulate``: the timeline a subscriber would get, computed by the real engine on a virtual
+clock inside a transaction that is rolled back — nothing is sent and nothing is kept."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from dripdrop.db import models as m
+from dripdrop.engine.enrollments import enroll
+from dripdrop.engine.events import track_event
+from dripdrop.testing.clock import FakeClock
+
+X = m.StepExecution.__table__
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One thing that would happen: a step sent/skipped/failed/deferred/retried, or an event."""
+
+    at: datetime
+    kind: str
+    step_key: str | None = None
+    channel: str | None = None
+    detail: str | None = None
+    recipient: str | None = None
+    payload: Any = None
+
+    def __str__(self) -> str:
+        when = self.at.strftime("%Y-%m-%d %H:%M %Z")
+        what = f"{self.step_key} ({self.channel})" if self.step_key else "event"
+        extra = f" — {self.detail}" if self.detail else ""
+        to = f" → {self.recipient}" if self.recipient else ""
+        return f"{when}  {what:<32} {self.kind}{to}{extra}"
+
+
+@dataclass
+class Timeline:
+    """The simulated timeline; iterate it, or read ``entries`` / ``final_state``."""
+
+    entries: list[TimelineEntry] = field(default_factory=list)
+    final_state: str = "active"
+
+    def __iter__(self) -> Any:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def steps(self, kind: str | None = None) -> list[str]:
+        """Step keys in order (optionally only those with this outcome kind)."""
+        return [e.step_key for e in self.entries if e.step_key and (kind is None or e.kind == kind)]
+
+
+class _SimRuntime:
+    """The instance's runtime seen through a virtual clock and a private definition cache."""
+
+    def __init__(self, rt: Any, clock: FakeClock) -> None:
+        from dripdrop.engine.defs import DefinitionCache
+
+        self._rt = rt
+        self.clock = clock
+        self.defs = DefinitionCache(ttl=3600)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rt, name)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+def simulate(
+    rt: Any,
+    sequence_key: str,
+    data: dict[str, Any] | None = None,
+    events: list[tuple[timedelta, str, dict[str, Any] | None]] | None = None,
+    until: timedelta = timedelta(days=30),
+    *,
+    start: datetime | None = None,
+    tenant_key: str | None = None,
+    hook_values: dict[str, Any] | None = None,
+    subscriber: dict[str, Any] | None = None,
+) -> Timeline:
+    """Run the sequence for a virtual subscriber from ``start`` (default: now) to
+    ``start + until``; ``events`` are (offset, key, data). ``hook_values`` overrides hooks by name
+    (HTTP hooks without an override are called for real; they should be side-effect free).
+    ``subscriber`` lets Python hooks see a real subscriber id (its real enrollment, if any, is
+    untouched: everything is rolled back)."""
+    from dripdrop.worker.db import ConnectionDb
+    from dripdrop.worker.runner import drain
+    from dripdrop.worker.services import Services
+
+    clock = FakeClock(start or rt.now())
+    sim = _SimRuntime(rt, clock)
+    begin = clock()
+    end = begin + until
+    pending = sorted(
+        ((begin + off, key, ev or {}) for off, key, ev in events or []), key=lambda e: e[0]
+    )
+    timeline = Timeline()
+    with rt.engine.connect() as conn:
+        outer = conn.begin()
+        try:
+            who = subscriber or {"type": "__simulation__", "id": uuid.uuid4().hex}
+            enrollment = enroll(
+                sim,
+                conn,
+                sequence_key,
+                who,
+                data or {},
+                on_conflict="restart",
+                tenant_key=tenant_key,
+            )
+            db = ConnectionDb(sim, conn)
+
+            def record(o: Any) -> None:
+                step = o.job.step
+                timeline.entries.append(
+                    TimelineEntry(
+                        at=clock(),
+                        kind=o.kind,
+                        step_key=step.key if step else None,
+                        channel=o.job.execution.channel,
+                        detail=o.error_message,
+                        recipient=o.recipient,
+                        payload=o.payload,
+                    )
+                )
+
+            async def run() -> None:
+                services = Services(sim, db, dry_run=True)
+                if hook_values:
+                    services.overrides = dict(hook_values)
+                try:
+                    while True:
+                        nxt = conn.execute(
+                            select(X.c.scheduled_for)
+                            .where(
+                                X.c.enrollment_id == enrollment.id,
+                                X.c.state == "scheduled",
+                                X.c.held.is_(False),
+                                X.c.scheduled_for.is_not(None),
+                            )
+                            .order_by(X.c.scheduled_for)
+                            .limit(1)
+                        ).scalar()
+                        candidates = [t for t in (nxt, pending[0][0] if pending else None) if t]
+                        if not candidates or min(candidates) > end:
+                            break
+                        clock.set(max(min(candidates), clock()))
+                        while pending and pending[0][0] <= clock():
+                            _, key, ev = pending.pop(0)
+                            track_event(sim, conn, enrollment.id, key, ev)
+                            timeline.entries.append(
+                                TimelineEntry(at=clock(), kind="event", detail=key, payload=ev)
+                            )
+                        await drain(
+                            sim, db, services, enrollment_id=enrollment.id, on_outcome=record
+                        )
+                finally:
+                    await services.aclose()
+
+            asyncio.run(run())
+            timeline.final_state = conn.execute(
+                select(m.Enrollment.__table__.c.state).where(
+                    m.Enrollment.__table__.c.id == enrollment.id
+                )
+            ).scalar_one()
+        finally:
+            outer.rollback()
+    return timeline
