@@ -126,6 +126,19 @@ def update_channel_adapter(
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationError({k: ["cannot be changed"] for k in unknown})
+    if "name" in changes:
+        errors: dict[str, list[str]] = {}
+        require_text(changes["name"], "name", errors)
+        raise_if(errors)
+        taken = conn.execute(
+            select(A.c.id).where(
+                A.c.name == changes["name"], A.c.id != row.id, tenant_clause(A, row.tenant_key)
+            )
+        ).first()
+        if taken:
+            raise ValidationError.single(
+                "name", f"an adapter named {changes['name']!r} already exists"
+            )
     current = adapter_record(rt, row).credentials.reveal()
     creds, cfg = validate_adapter(
         row.channel,

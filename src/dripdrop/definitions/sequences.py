@@ -119,6 +119,11 @@ def update_sequence(rt: Runtime, conn: Connection, sequence_id: Any, **changes: 
         require_text(changes["name"], "name", errors)
     if "hook_module" in changes:
         _check_hook_module(changes["hook_module"], errors)
+    if "metadata" in changes:
+        if changes["metadata"] is None:
+            changes["metadata"] = {}
+        elif not isinstance(changes["metadata"], dict):
+            errors.setdefault("metadata", []).append("must be a dict")
     raise_if(errors)
     row = get_row(conn, S, sequence_id, "sequence")
     return from_row(Sequence, touch(conn, S, row.id, rt.now(), **changes))
@@ -163,7 +168,9 @@ def create_sequence_version(
     seq = get_row(conn, S, sequence_id, "sequence", lock=True)
     errors: dict[str, list[str]] = {}
     config = _check_version_config(config, errors)
-    if version is not None and (not isinstance(version, int) or version < 1):
+    if version is not None and (
+        not isinstance(version, int) or isinstance(version, bool) or version < 1
+    ):
         errors.setdefault("version", []).append("must be a positive integer")
     raise_if(errors)
     if version is None:

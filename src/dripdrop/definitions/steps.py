@@ -50,6 +50,11 @@ def _check_adapter(
     return aid
 
 
+def _check_position(position: Any, errors: dict[str, list[str]]) -> None:
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+        errors["position"] = ["must be a non-negative integer"]
+
+
 def validate_step(
     conn: Connection,
     *,
@@ -148,8 +153,8 @@ def create_step(
         check_key(key)
     except ValidationError as exc:
         errors.update(exc.errors)
-    if position is not None and (not isinstance(position, int) or position < 0):
-        errors["position"] = ["must be a non-negative integer"]
+    if position is not None:
+        _check_position(position, errors)
     raise_if(errors)
     norm_timing, config = validate_step(
         conn,
@@ -221,17 +226,27 @@ def update_step(rt: Runtime, conn: Connection, step_id: Any, **changes: Any) -> 
     if unknown:
         raise ValidationError({k: ["cannot be changed"] for k in unknown})
     merged = {k: changes.get(k, getattr(row, k)) for k in allowed}
-    timing, config = validate_step(
-        conn,
-        channel=merged["channel"],
-        timing=merged["timing"],
-        config=merged["config"],
-        template_type=merged["template_type"],
-        template_content=merged["template_content"],
-        template_module=merged["template_module"],
-        template_function=merged["template_function"],
-        channel_adapter_id=merged["channel_adapter_id"],
-    )
+    errors: dict[str, list[str]] = {}
+    if "name" in changes:
+        require_text(changes["name"], "name", errors)
+    if "position" in changes:
+        _check_position(changes["position"], errors)
+    timing, config = {}, {}
+    try:
+        timing, config = validate_step(
+            conn,
+            channel=merged["channel"],
+            timing=merged["timing"],
+            config=merged["config"],
+            template_type=merged["template_type"],
+            template_content=merged["template_content"],
+            template_module=merged["template_module"],
+            template_function=merged["template_function"],
+            channel_adapter_id=merged["channel_adapter_id"],
+        )
+    except ValidationError as exc:
+        errors.update(exc.errors)
+    raise_if(errors)
     values = dict(changes)
     if "timing" in changes:
         values["timing"] = timing
