@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
@@ -89,6 +90,9 @@ def _as_list(expected: Any) -> list[Any]:
     return [expected]
 
 
+_ORDER = {"gt": operator.gt, "lt": operator.lt, "gte": operator.ge, "lte": operator.le}
+
+
 def compare(actual: Any, operator: str, expected: Any) -> bool:
     """Apply an operator. Numbers compare as numbers when both sides are numeric, "true"/"false"
     as booleans; ordering operators are false when either side is not a number (or both text)."""
@@ -99,11 +103,11 @@ def compare(actual: Any, operator: str, expected: Any) -> bool:
     if operator in ("gt", "lt", "gte", "lte"):
         a, e = _number(actual), _number(expected)
         if a is None or e is None:
-            if isinstance(actual, str) and isinstance(expected, str):
-                a, e = actual, expected  # type: ignore[assignment]
-            else:
-                return False
-        return {"gt": a > e, "lt": a < e, "gte": a >= e, "lte": a <= e}[operator]  # type: ignore[operator]
+            # Text orders as text only when neither side is a number (ISO dates compare well).
+            if isinstance(actual, str) and isinstance(expected, str) and a is None and e is None:
+                return _ORDER[operator](actual, expected)
+            return False
+        return _ORDER[operator](a, e)
     if operator == "in":
         return any(_equal(actual, e) for e in _as_list(expected))
     if operator == "not_in":

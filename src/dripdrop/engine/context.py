@@ -6,7 +6,7 @@ from typing import Any
 
 from dripdrop.engine.defs import StepDef, VersionDef
 from dripdrop.errors import PermanentError
-from dripdrop.hooks.python import call_python_hook
+from dripdrop.hooks.python import UnknownHook, call_python_hook
 
 BUILTIN_NAMES = ("subscriber_id", "subscriber_type", "enrollment_id", "sequence_key", "step_key")
 
@@ -47,10 +47,14 @@ class HookValues:
         return value
 
     async def fill(self, names: set[str]) -> None:
-        """Fetch the hook values a template names (only those)."""
+        """Fetch the hook values a template names (only those). A name the hook module
+        declines is simply undefined in the template."""
         for name in sorted(names):
             if name not in self.base and self.is_hook(name):
-                await self.get(name)
+                try:
+                    await self.get(name)
+                except UnknownHook:
+                    continue
 
 
 def base_context(version: VersionDef, step: StepDef, enrollment: Any) -> dict[str, Any]:

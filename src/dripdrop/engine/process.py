@@ -138,7 +138,8 @@ async def run_job(job: Job, services: Any, now: datetime) -> Outcome:
             held=True,
             adapter_id=ex.adapter_id,
         )
-    if job.enrollment.state != "active":
+    # A replay is an explicit request: it runs even if the enrollment has since ended.
+    if job.enrollment.state != "active" and ex.replay_of is None:
         return Outcome(
             job,
             "cancelled",

@@ -1,6 +1,8 @@
 """Python hook modules: ``handle_hook(name, enrollment, context)`` on a module or ``module:Class``.
 
-A hook may be a plain function or a coroutine function. Sync hooks run in a thread so a slow one
+A hook may be a plain function or a coroutine function. A module declines a name it does not
+provide by raising ``LookupError`` (``KeyError``) or ``NotImplementedError``: a template variable
+it declines renders empty, while a condition naming it fails. Sync hooks run in a thread so a slow one
 never blocks the worker's event loop; each call has a timeout.
 """
 
@@ -37,6 +39,10 @@ def load_hook_target(path: str) -> Any:
     return target
 
 
+class UnknownHook(PermanentError):
+    """The hook module does not provide this name (it raised LookupError/NotImplementedError)."""
+
+
 def _unwrap(value: Any) -> Any:
     """Accept the seed's ``{:ok, value}`` spirit: ("ok", v) tuples unwrap to v."""
     if isinstance(value, tuple) and len(value) == 2 and value[0] in ("ok", "error"):
@@ -64,6 +70,8 @@ async def call_python_hook(
         raise PermanentError(f"hook {name!r} took longer than {timeout:g}s") from None
     except PermanentError:
         raise
+    except (LookupError, NotImplementedError) as exc:
+        raise UnknownHook(f"hook {name!r} is not provided by {path!r} ({exc!r})") from exc
     except Exception as exc:  # a user's hook may raise anything; it must not stop the worker
         raise PermanentError(f"hook {name!r} raised {type(exc).__name__}: {exc}") from exc
     return _unwrap(result)

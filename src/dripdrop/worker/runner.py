@@ -72,6 +72,7 @@ async def drain(
     max_batches: int | None = None,
     enrollment_id: uuid.UUID | None = None,
     on_outcome: Any = None,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> RunSummary:
     """Process everything due at ``clock()``, including work that becomes due meanwhile."""
     counts: Counter[str] = Counter()
@@ -80,7 +81,7 @@ async def drain(
     while max_batches is None or batches < max_batches:
         now = rt.now()
         token = uuid.uuid4()
-        jobs = await db.run(claim_jobs, batch_size, token, now, LEASE_SECONDS, enrollment_id)
+        jobs = await db.run(claim_jobs, batch_size, token, now, lease_seconds, enrollment_id)
         if not jobs:
             break
         batches += 1
@@ -142,6 +143,7 @@ async def work(
     lease_check: float = 15.0,
     grace: float = 30.0,
     listen: bool = True,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> RunSummary:
     """The worker loop. Returns what it did when ``stop`` is set (after in-flight work ends)."""
     counts: Counter[str] = Counter()
@@ -176,7 +178,7 @@ async def work(
                 now = rt.now()
                 token = uuid.uuid4()
                 try:
-                    jobs = await db.run(claim_jobs, free, token, now, LEASE_SECONDS)
+                    jobs = await db.run(claim_jobs, free, token, now, lease_seconds)
                 except Exception as exc:  # database down: wait and retry, never exit
                     log.error("claim failed: %s", exc)
                     jobs = []
