@@ -121,7 +121,7 @@ def test_hook_condition_and_hook_values_in_templates(dd, env):
     assert [m.payload["subject"] for m in outbox()] == ["3 days left"]
     # Only hooks a condition or template names are called, once per execution.
     assert sorted(CALLS) == ["setup_completed", "setup_completed", "trial_days_remaining"]
-    sent = [x for x in dd.list_executions(dd.get_enrollment("h", "User", 2).id)][0]
+    sent = dd.list_executions(dd.get_enrollment("h", "User", 2).id)[0]
     assert sent.payload["hook_values"] == {"setup_completed": False, "trial_days_remaining": 3}
     assert dd.list_executions(done.id)[0].state == "skipped"
 
