@@ -105,7 +105,9 @@ class DripDrop(_Base):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run_due(self, *, batch_size: int = 100, concurrency: int = 100) -> RunSummary:
+    def run_due(
+        self, *, batch_size: int = 100, concurrency: int = 100, lanes: int = 2
+    ) -> RunSummary:
         """Process everything due at ``clock()`` (including work that becomes due meanwhile)."""
         from dripdrop.worker.db import ThreadDb
         from dripdrop.worker.runner import drain

@@ -204,6 +204,8 @@ class Enrollment(_Stamped, Base):
         UniqueConstraint("sequence_id", "subscriber_type", "subscriber_id"),
         Index("ix_enrollments_sequence_state", "sequence_id", "state"),
         Index("ix_enrollments_subscriber", "subscriber_type", "subscriber_id"),
+        # Room on each page so moving to the next step is an in-place (HOT) update.
+        {"postgresql_with": {"fillfactor": 80}},
     )
 
 
@@ -238,12 +240,10 @@ class StepExecution(_Stamped, Base):
             "scheduled_for",
             postgresql_where=text("state = 'scheduled' AND NOT held"),
         ),
-        # Lease recovery looks only at rows being sent.
-        Index(
-            "ix_step_executions_leases", "locked_until", postgresql_where=text("state = 'sending'")
-        ),
         Index("ix_step_executions_enrollment", "enrollment_id", "scheduled_for"),
         Index("ix_step_executions_step", "step_id"),
+        # Room on each page so lease stamps are in-place (HOT) updates.
+        {"postgresql_with": {"fillfactor": 80}},
     )
 
 

@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, case, func, insert, select, update
 
 from dripdrop.db import models as m
 from dripdrop.definitions.common import as_uuid, get_row, tenant_clause
@@ -24,6 +24,12 @@ ST = m.Step.__table__
 EV = m.Event.__table__
 
 ON_CONFLICT = ("raise", "ignore", "restart")
+
+# A scheduled row under a live lease is being delivered right now: report it as "sending".
+_LIVE_STATE = case(
+    (and_(X.c.state == "scheduled", X.c.locked_until > func.clock_timestamp()), "sending"),
+    else_=X.c.state,
+).label("live_state")
 
 
 def subscriber_key(subscriber: Any) -> tuple[str, str]:
@@ -311,17 +317,22 @@ def list_active_enrollments(
 def list_executions(rt: Runtime, conn: Connection, enrollment_id: Any) -> list[StepExecution]:
     """An enrollment's executions, by scheduled time then step position (waiting ones last)."""
     rows = conn.execute(
-        select(X)
+        select(X, _LIVE_STATE)
         .join(ST, ST.c.id == X.c.step_id)
         .where(X.c.enrollment_id == as_uuid(enrollment_id, "enrollment_id"))
         .order_by(X.c.scheduled_for.asc().nulls_last(), ST.c.position, X.c.inserted_at)
     )
-    return [from_row(StepExecution, r) for r in rows]
+    return [from_row(StepExecution, r, state=r.live_state) for r in rows]
 
 
 def get_execution(rt: Runtime, conn: Connection, execution_id: Any) -> StepExecution:
     """One execution by id."""
-    return from_row(StepExecution, get_row(conn, X, execution_id, "execution"))
+    row = conn.execute(
+        select(X, _LIVE_STATE).where(X.c.id == as_uuid(execution_id, "execution_id"))
+    ).first()
+    if row is None:
+        raise NotFound(f"execution {execution_id} not found")
+    return from_row(StepExecution, row, state=row.live_state)
 
 
 def replay(rt: Runtime, conn: Connection, execution_id: Any) -> StepExecution:

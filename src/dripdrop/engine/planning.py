@@ -56,12 +56,15 @@ def plan_step(
             if occurred_at >= enrollment_start and event_matches(timing, key, data):
                 return Plan(scheduled_for=since)
         return Plan(
-            scheduled_for=event_timeout_at(timing, activated_at=since),
+            scheduled_for=event_timeout_at(timing, activated_at=since, normalized=True),
             waiting_for=timing["trigger_event"],
         )
     return Plan(
         scheduled_for=due_time(
-            timing, enrollment_start=enrollment_start, previous_done=previous_done
+            timing,
+            enrollment_start=enrollment_start,
+            previous_done=previous_done,
+            normalized=True,
         )
     )
 

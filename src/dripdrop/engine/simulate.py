@@ -160,7 +160,12 @@ def simulate(
                                 TimelineEntry(at=clock(), kind="event", detail=key, payload=ev)
                             )
                         await drain(
-                            sim, db, services, enrollment_id=enrollment.id, on_outcome=record
+                            sim,
+                            db,
+                            services,
+                            enrollment_id=enrollment.id,
+                            on_outcome=record,
+                            lanes=1,
                         )
                 finally:
                     await services.aclose()

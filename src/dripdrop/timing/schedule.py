@@ -32,7 +32,11 @@ def _utc(value: datetime, name: str) -> datetime:
 
 
 def due_time(
-    timing: dict, *, enrollment_start: datetime, previous_done: datetime | None
+    timing: dict,
+    *,
+    enrollment_start: datetime,
+    previous_done: datetime | None,
+    normalized: bool = False,
 ) -> datetime | None:
     """Return when a step with this timing is due, or None for event steps.
 
@@ -41,8 +45,10 @@ def due_time(
     base is enrollment start, or the previous step with relative_to
     "previous_step"; cron → the next run strictly after the previous step was
     done (or enrollment start). Event steps are due when their event arrives.
+    ``normalized=True`` skips re-validation for timings already stored normalised (the
+    engine's hot path).
     """
-    t = normalize_timing(timing)
+    t = timing if normalized else normalize_timing(timing)
     start = _utc(enrollment_start, "enrollment_start")
     done = _utc(previous_done, "previous_done") if previous_done is not None else None
     since = done or start
@@ -50,15 +56,17 @@ def due_time(
         return since
     if t["type"] == "delay":
         base = done if done and t["relative_to"] == "previous_step" else start
-        return max(base + delay_delta(t["delay_amount"], t["delay_unit"]), since)
+        return max(base + timedelta(**{t["delay_unit"]: t["delay_amount"]}), since)
     if t["type"] == "cron":
         return next_cron_time(t["cron_expression"], t["timezone"], since)
     return None
 
 
-def event_timeout_at(timing: dict, *, activated_at: datetime) -> datetime | None:
+def event_timeout_at(
+    timing: dict, *, activated_at: datetime, normalized: bool = False
+) -> datetime | None:
     """Return when an event step activated at ``activated_at`` times out, if it has a timeout."""
-    t = normalize_timing(timing)
+    t = timing if normalized else normalize_timing(timing)
     activated = _utc(activated_at, "activated_at")
     if t["type"] != "event" or "timeout_amount" not in t:
         return None

@@ -1,6 +1,8 @@
 """Claiming a batch of due executions with what they need, and recording a batch of outcomes.
 
-Both run in one transaction each, with a handful of statements per batch whatever its size.
+Each is one round trip whatever the batch size: the claim returns the executions with their
+enrollments, and one statement writes the outcomes, moves enrollments on and inserts the next
+executions.
 """
 
 from __future__ import annotations
@@ -10,37 +12,50 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
-from dripdrop.db import models as m
 from dripdrop.engine.notify import wake_workers
-from dripdrop.engine.planning import execution_row, plan_step
+from dripdrop.engine.planning import plan_step
 from dripdrop.engine.process import Job, Outcome
 from dripdrop.worker.queries import (
     CLAIM,
     CLAIM_ENROLLMENT,
-    COMPLETE,
-    ENROLLMENTS,
     EVENT_COUNTS,
     EVENTS_OF,
+    FINISH,
     q,
 )
 
-X = m.StepExecution.__table__
+_ENROLLMENT_FIELDS = (
+    "sequence_id",
+    "sequence_version_id",
+    "subscriber_type",
+    "subscriber_id",
+    "current_step_id",
+    "started_at",
+    "completed_at",
+    "cancelled_at",
+    "data",
+    "metadata",
+)
 
-ADVANCE = """
-UPDATE {s}.enrollments AS e
-SET current_step_id = v.step_id,
-    state = CASE v.action WHEN 'complete' THEN 'completed' WHEN 'halt' THEN 'cancelled'
-            ELSE e.state END,
-    completed_at = CASE WHEN v.action = 'complete' THEN CAST(:now AS timestamptz)
-                   ELSE e.completed_at END,
-    cancelled_at = CASE WHEN v.action = 'halt' THEN CAST(:now AS timestamptz)
-                   ELSE e.cancelled_at END,
-    updated_at = :now
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id uuid, step_id uuid, action text)
-WHERE e.id = v.id AND e.state IN ('active', 'paused')
-"""
+
+class Row(dict):  # type: ignore[type-arg]
+    """A mapping with attribute access (the enrollment part of a claimed row)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _enrollment(r: Any) -> Row:
+    row = Row({f: getattr(r, f) for f in _ENROLLMENT_FIELDS})
+    row["id"] = r.enrollment_id
+    row["state"] = r.enrollment_state
+    row["tenant_key"] = r.enrollment_tenant_key
+    return row
 
 
 def claim_jobs(
@@ -68,15 +83,9 @@ def claim_jobs(
     rows = conn.execute(q(sql, rt.schema), params).all()
     if not rows:
         return []
-    enrollments = {
-        e.id: e
-        for e in conn.execute(
-            q(ENROLLMENTS, rt.schema), {"ids": list({r.enrollment_id for r in rows})}
-        )
-    }
     jobs: list[Job] = []
     for r in rows:
-        enrollment = enrollments[r.enrollment_id]
+        enrollment = _enrollment(r)
         version = rt.defs.version(conn, enrollment.sequence_version_id)
         adapters = rt.defs.adapters(rt, conn, version.tenant_key)
         jobs.append(Job(r, token, enrollment, version, version.step(r.step_id), adapters))
@@ -113,28 +122,26 @@ def _outcome_row(o: Outcome) -> dict[str, Any]:
         "error_message": o.error_message,
         "adapter_id": str(o.adapter_id) if o.adapter_id else None,
         "held": o.held,
+        "enrollment_id": str(o.job.enrollment.id),
+        "action": None,
     }
 
 
 def record_outcomes(rt: Any, conn: Connection, outcomes: list[Outcome], now: datetime) -> set[Any]:
     """Write outcomes (only where this worker still holds the lease) and move enrollments on:
-    schedule each next step, complete finished enrollments, stop halted ones."""
+    schedule each next step, complete finished enrollments, stop halted ones. One statement.
+    Returns the ids of the executions whose outcome was written."""
     if not outcomes:
         return set()
-    rows = json.dumps([_outcome_row(o) for o in outcomes], default=str)
-    confirmed = {r.id for r in conn.execute(q(COMPLETE, rt.schema), {"rows": rows, "now": now})}
-    moving = [o for o in outcomes if o.job.execution.id in confirmed and (o.advances or o.halts)]
-    if not moving:
-        return confirmed
     next_steps = {
         o.job.execution.id: o.job.version.step_after(o.job.execution.step_id)
-        for o in moving
+        for o in outcomes
         if o.advances
     }
     waiting_on_events = [
         o.job.enrollment.id
-        for o in moving
-        if (s := next_steps.get(o.job.execution.id)) and s.timing.get("type") == "event"
+        for o in outcomes
+        if (s := next_steps.get(o.job.execution.id)) is not None and s.timing.get("type") == "event"
     ]
     events: dict[Any, list[tuple[str, Any, datetime]]] = {}
     if waiting_on_events:
@@ -142,41 +149,44 @@ def record_outcomes(rt: Any, conn: Connection, outcomes: list[Outcome], now: dat
             events.setdefault(ev.enrollment_id, []).append(
                 (ev.event_key, ev.event_data, ev.occurred_at)
             )
-    inserts: list[dict[str, Any]] = []
-    advance: list[dict[str, Any]] = []
+    rows = []
     due_now = False
-    for o in moving:
+    for o in outcomes:
+        row = _outcome_row(o)
         enrollment = o.job.enrollment
         if o.halts:
-            advance.append(
-                {
-                    "id": str(enrollment.id),
-                    "step_id": str(o.job.execution.step_id),
-                    "action": "halt",
-                }
-            )
-            continue
-        step = next_steps[o.job.execution.id]
-        if step is None:
-            advance.append({"id": str(enrollment.id), "step_id": None, "action": "complete"})
-            continue
-        plan = plan_step(
-            step,
-            enrollment_start=enrollment.started_at,
-            previous_done=o.job.execution.scheduled_for or now,
-            events=events.get(enrollment.id, ()),
+            row["action"] = "halt"
+        elif o.advances:
+            step = next_steps[o.job.execution.id]
+            if step is None:
+                row["action"] = "complete"
+            else:
+                plan = plan_step(
+                    step,
+                    enrollment_start=enrollment.started_at,
+                    previous_done=o.job.execution.scheduled_for or now,
+                    events=events.get(enrollment.id, ()),
+                )
+                next_id = uuid.uuid4()
+                row.update(
+                    action="next",
+                    next_id=str(next_id),
+                    next_step_id=str(step.id),
+                    next_due=_iso(plan.scheduled_for),
+                    next_waiting=plan.waiting_for,
+                    next_channel=step.channel,
+                    next_held=enrollment.state == "paused",
+                    tenant_key=enrollment.tenant_key,
+                )
+                due_now = due_now or (plan.scheduled_for is not None and plan.scheduled_for <= now)
+        rows.append(row)
+    confirmed = {
+        r.id
+        for r in conn.execute(
+            q(FINISH, rt.schema), {"rows": json.dumps(rows, default=str), "now": now}
         )
-        row = execution_row(
-            enrollment_id=enrollment.id, step=step, plan=plan, tenant_key=enrollment.tenant_key
-        )
-        row["held"] = enrollment.state == "paused"
-        inserts.append(row)
-        advance.append({"id": str(enrollment.id), "step_id": str(step.id), "action": "next"})
-        due_now = due_now or (plan.scheduled_for is not None and plan.scheduled_for <= now)
-    if inserts:
-        conn.execute(insert(X), inserts)
-    conn.execute(q(ADVANCE, rt.schema), {"rows": json.dumps(advance), "now": now})
-    if due_now:
+    }
+    if due_now and confirmed:
         wake_workers(conn, rt.schema)
     return confirmed
 
@@ -188,17 +198,10 @@ def release_jobs(rt: Any, conn: Connection, token: uuid.UUID, ids: list[Any]) ->
     conn.execute(q(RELEASE, rt.schema), {"token": token, "ids": ids})
 
 
-def recover_leases(rt: Any, conn: Connection) -> int:
-    """Executions whose worker died (lease expired) become scheduled again."""
-    from dripdrop.worker.queries import RECOVER_LEASES
-
-    return len(conn.execute(q(RECOVER_LEASES, rt.schema)).all())
-
-
 def next_due_at(rt: Any, conn: Connection) -> datetime | None:
     from dripdrop.worker.queries import next_due
 
     return next_due(conn, rt.schema)
 
 
-__all__ = ["claim_jobs", "next_due_at", "record_outcomes", "recover_leases", "release_jobs"]
+__all__ = ["claim_jobs", "next_due_at", "record_outcomes", "release_jobs"]

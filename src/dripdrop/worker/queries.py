@@ -3,6 +3,12 @@
 The execution row is the job: ``state = 'scheduled' AND NOT held`` rows are waiting, and the
 partial index ``ix_step_executions_due`` holds exactly those, ordered by ``scheduled_for`` — so a
 claim costs the same whether the table holds a thousand finished rows or a hundred million.
+
+A claim only stamps a lease (``lease_token``, ``locked_until``) on the row: no indexed column
+changes, so PostgreSQL can update it in place (HOT), and a row whose lease has expired — its worker
+died — is simply claimable again: recovery needs no separate pass. Records report a leased
+scheduled row as ``sending``. Leases use the database's real time (``clock_timestamp()``), never
+the injectable clock, which tests move by days.
 """
 
 from __future__ import annotations
@@ -16,43 +22,36 @@ CLAIM = """
 WITH due AS (
     SELECT id FROM {s}.step_executions
     WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now
+      AND (locked_until IS NULL OR locked_until < clock_timestamp())
     ORDER BY scheduled_for
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE {s}.step_executions AS x
+    SET lease_token = :token, locked_by = :worker,
+        locked_until = clock_timestamp() + make_interval(secs => :lease), updated_at = :now
+    FROM due
+    WHERE x.id = due.id
+    RETURNING x.id, x.enrollment_id, x.step_id, x.scheduled_for, x.retry_count, x.adapter_id,
+              x.waiting_for, x.replay_of, x.idempotency_key, x.channel, x.tenant_key
 )
-UPDATE {s}.step_executions AS x
-SET state = 'sending', lease_token = :token, locked_by = :worker,
-    locked_until = clock_timestamp() + make_interval(secs => :lease), updated_at = :now
-FROM due
-WHERE x.id = due.id
-RETURNING x.id, x.enrollment_id, x.step_id, x.scheduled_for, x.retry_count, x.adapter_id,
-          x.waiting_for, x.replay_of, x.idempotency_key, x.channel, x.tenant_key
+SELECT c.*, e.sequence_id, e.sequence_version_id, e.subscriber_type, e.subscriber_id,
+       e.state AS enrollment_state, e.current_step_id, e.started_at, e.completed_at,
+       e.cancelled_at, e.data, e.metadata, e.tenant_key AS enrollment_tenant_key
+FROM claimed AS c JOIN {s}.enrollments AS e ON e.id = c.enrollment_id
 """
 
 # The same claim restricted to one enrollment (simulations, which must never touch real work).
 CLAIM_ENROLLMENT = CLAIM.replace(
-    "WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now",
+    "WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now\n",
     "WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now "
-    "AND enrollment_id = :enrollment_id",
+    "AND enrollment_id = :enrollment_id\n",
 )
-
-# Leases are real time (clock_timestamp), not the injectable clock: they protect against dead
-# workers, which a fake clock in tests must not expire by accident.
-RECOVER_LEASES = """
-UPDATE {s}.step_executions
-SET state = 'scheduled', lease_token = NULL, locked_by = NULL, locked_until = NULL
-WHERE id IN (
-    SELECT id FROM {s}.step_executions
-    WHERE state = 'sending' AND locked_until < clock_timestamp()
-    LIMIT 1000 FOR UPDATE SKIP LOCKED
-)
-RETURNING id
-"""
 
 RELEASE = """
 UPDATE {s}.step_executions
-SET state = 'scheduled', lease_token = NULL, locked_by = NULL, locked_until = NULL
-WHERE lease_token = :token AND state = 'sending' AND id = ANY(:ids)
+SET lease_token = NULL, locked_by = NULL, locked_until = NULL
+WHERE lease_token = :token AND id = ANY(:ids)
 """
 
 NEXT_DUE = """
@@ -61,20 +60,52 @@ WHERE state = 'scheduled' AND NOT held AND scheduled_for IS NOT NULL
 ORDER BY scheduled_for LIMIT 1
 """
 
-# One statement finishes a whole batch; the lease token makes a late worker's write a no-op.
-COMPLETE = """
-UPDATE {s}.step_executions AS x
-SET state = v.state, scheduled_for = COALESCE(v.scheduled_for, x.scheduled_for),
-    executed_at = v.executed_at, failed_at = v.failed_at, retry_count = v.retry_count,
-    recipient = v.recipient, payload = v.payload, response = v.response,
-    error_message = v.error_message, adapter_id = v.adapter_id, held = v.held,
-    lease_token = NULL, locked_by = NULL, locked_until = NULL, updated_at = :now
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
-    id uuid, token uuid, state text, scheduled_for timestamptz, executed_at timestamptz,
-    failed_at timestamptz, retry_count int, recipient text, payload jsonb, response jsonb,
-    error_message text, adapter_id uuid, held boolean)
-WHERE x.id = v.id AND x.lease_token = v.token AND x.state = 'sending'
-RETURNING x.id
+# One statement finishes a whole batch: outcomes are written where this worker still holds the
+# lease (a late worker's write is a no-op), and only for those the enrollments move on and the
+# next executions are inserted.
+FINISH = """
+WITH v AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
+        id uuid, token uuid, state text, scheduled_for timestamptz, executed_at timestamptz,
+        failed_at timestamptz, retry_count int, recipient text, payload jsonb, response jsonb,
+        error_message text, adapter_id uuid, held boolean, enrollment_id uuid, action text,
+        next_id uuid, next_step_id uuid, next_due timestamptz, next_waiting text,
+        next_channel text, next_held boolean, tenant_key text)
+), done AS (
+    UPDATE {s}.step_executions AS x
+    SET state = v.state, scheduled_for = COALESCE(v.scheduled_for, x.scheduled_for),
+        executed_at = v.executed_at, failed_at = v.failed_at, retry_count = v.retry_count,
+        recipient = v.recipient, payload = v.payload, response = v.response,
+        error_message = v.error_message, adapter_id = v.adapter_id, held = v.held,
+        lease_token = NULL, locked_by = NULL, locked_until = NULL, updated_at = :now
+    FROM v
+    WHERE x.id = v.id AND x.lease_token = v.token
+    RETURNING x.id
+), moved AS (
+    UPDATE {s}.enrollments AS e
+    SET current_step_id = CASE WHEN v.action = 'next' THEN v.next_step_id
+                               WHEN v.action = 'complete' THEN NULL
+                               ELSE e.current_step_id END,
+        state = CASE v.action WHEN 'complete' THEN 'completed' WHEN 'halt' THEN 'cancelled'
+                ELSE e.state END,
+        completed_at = CASE WHEN v.action = 'complete' THEN CAST(:now AS timestamptz)
+                       ELSE e.completed_at END,
+        cancelled_at = CASE WHEN v.action = 'halt' THEN CAST(:now AS timestamptz)
+                       ELSE e.cancelled_at END,
+        updated_at = :now
+    FROM v JOIN done ON done.id = v.id
+    WHERE e.id = v.enrollment_id AND v.action IS NOT NULL AND e.state IN ('active', 'paused')
+    RETURNING e.id
+), inserted AS (
+    INSERT INTO {s}.step_executions (id, enrollment_id, step_id, state, scheduled_for,
+        waiting_for, channel, idempotency_key, held, tenant_key)
+    SELECT v.next_id, v.enrollment_id, v.next_step_id, 'scheduled', v.next_due, v.next_waiting,
+           v.next_channel, v.next_id::text, v.next_held, v.tenant_key
+    FROM v JOIN done ON done.id = v.id JOIN moved ON moved.id = v.enrollment_id
+    WHERE v.action = 'next'
+    RETURNING id
+)
+SELECT id FROM done
 """
 
 ENROLLMENTS = """

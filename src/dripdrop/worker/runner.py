@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -19,7 +18,6 @@ from dripdrop.worker.batch import (
     claim_jobs,
     next_due_at,
     record_outcomes,
-    recover_leases,
     release_jobs,
 )
 
@@ -72,23 +70,40 @@ async def drain(
     max_batches: int | None = None,
     enrollment_id: uuid.UUID | None = None,
     on_outcome: Any = None,
+    lanes: int = 2,
     lease_seconds: float = LEASE_SECONDS,
 ) -> RunSummary:
-    """Process everything due at ``clock()``, including work that becomes due meanwhile."""
+    """Process everything due at ``clock()``, including work that becomes due meanwhile.
+
+    ``lanes`` batches run at once (each claim → run → record), so one batch's database round
+    trips overlap another's Python work.
+    """
     counts: Counter[str] = Counter()
     semaphore = asyncio.Semaphore(concurrency)
     batches = 0
+
+    async def lane() -> int:
+        nonlocal batches
+        done = 0
+        while max_batches is None or batches < max_batches:
+            now = rt.now()
+            token = uuid.uuid4()
+            jobs = await db.run(claim_jobs, batch_size, token, now, lease_seconds, enrollment_id)
+            if not jobs:
+                break
+            batches += 1
+            for o in await run_batch(rt, db, services, jobs, now, semaphore):
+                counts[o.kind] += 1
+                done += 1
+                if on_outcome is not None:
+                    on_outcome(o)
+        return done
+
+    # Repeat until a round claims nothing: a lane that stopped early may have missed work another
+    # lane's batch made due.
     while max_batches is None or batches < max_batches:
-        now = rt.now()
-        token = uuid.uuid4()
-        jobs = await db.run(claim_jobs, batch_size, token, now, lease_seconds, enrollment_id)
-        if not jobs:
+        if sum(await asyncio.gather(*(lane() for _ in range(max(1, lanes))))) == 0:
             break
-        batches += 1
-        for o in await run_batch(rt, db, services, jobs, now, semaphore):
-            counts[o.kind] += 1
-            if on_outcome is not None:
-                on_outcome(o)
     return _summary(counts)
 
 
@@ -140,7 +155,6 @@ async def work(
     concurrency: int = 10,
     batch_size: int = 100,
     poll_interval: float = 5.0,
-    lease_check: float = 15.0,
     grace: float = 30.0,
     listen: bool = True,
     lease_seconds: float = LEASE_SECONDS,
@@ -153,7 +167,6 @@ async def work(
         listener.start()
     in_flight: dict[asyncio.Task[list[Outcome]], tuple[uuid.UUID, list[Job]]] = {}
     busy = 0
-    last_lease_check = 0.0
 
     def done(task: asyncio.Task[list[Outcome]]) -> None:
         nonlocal busy
@@ -168,11 +181,6 @@ async def work(
 
     try:
         while not stop.is_set():
-            if time.monotonic() - last_lease_check > lease_check:
-                last_lease_check = time.monotonic()
-                recovered = await db.run(recover_leases)
-                if recovered:
-                    log.warning("recovered %d executions from expired leases", recovered)
             free = min(batch_size, concurrency - busy)
             if free > 0:
                 now = rt.now()

@@ -31,18 +31,24 @@ def queue_status(rt: Any) -> dict[str, Any]:
             ),
             {"now": now},
         ).scalar()
-        expired = conn.execute(
+        sending, expired = conn.execute(
             text(
-                f"SELECT count(*) FROM {s}.step_executions WHERE state = 'sending' "
-                "AND locked_until < clock_timestamp()"
+                "SELECT count(*) FILTER (WHERE locked_until > clock_timestamp()), "
+                "count(*) FILTER (WHERE locked_until <= clock_timestamp()) "
+                f"FROM {s}.step_executions WHERE state = 'scheduled' AND locked_until IS NOT NULL"
             )
-        ).scalar()
+        ).one()
         enrollments = dict(
             conn.execute(text(f"SELECT state, count(*) FROM {s}.enrollments GROUP BY state")).all()
         )
     out: dict[str, Any] = {f"executions {k}": v for k, v in sorted(by_state.items())}
     out.update({f"enrollments {k}": v for k, v in sorted(enrollments.items())})
     out.update(
-        {"due now": due, "next due": nxt.isoformat() if nxt else "-", "expired leases": expired}
+        {
+            "due now": due,
+            "next due": nxt.isoformat() if nxt else "-",
+            "sending now": sending,
+            "expired leases (claimable again)": expired,
+        }
     )
     return out

@@ -353,6 +353,7 @@ def upgrade() -> None:
             "subscriber_id",
             name=op.f("uq_enrollments_sequence_id_subscriber_type_subscriber_id"),
         ),
+        postgresql_with={"fillfactor": 80},
     )
     op.create_index(
         "ix_enrollments_sequence_state", "enrollments", ["sequence_id", "state"], unique=False
@@ -487,6 +488,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_step_executions")),
+        postgresql_with={"fillfactor": 80},
     )
     op.create_index(
         "ix_step_executions_due",
@@ -501,23 +503,11 @@ def upgrade() -> None:
         ["enrollment_id", "scheduled_for"],
         unique=False,
     )
-    op.create_index(
-        "ix_step_executions_leases",
-        "step_executions",
-        ["locked_until"],
-        unique=False,
-        postgresql_where=sa.text("state = 'sending'"),
-    )
     op.create_index("ix_step_executions_step", "step_executions", ["step_id"], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index("ix_step_executions_step", table_name="step_executions")
-    op.drop_index(
-        "ix_step_executions_leases",
-        table_name="step_executions",
-        postgresql_where=sa.text("state = 'sending'"),
-    )
     op.drop_index("ix_step_executions_enrollment", table_name="step_executions")
     op.drop_index(
         "ix_step_executions_due",
