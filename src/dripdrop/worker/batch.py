@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import plan_step
@@ -38,6 +38,9 @@ _ENROLLMENT_FIELDS = (
     "data",
     "metadata",
 )
+
+
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
 class Row(dict):  # type: ignore[type-arg]
@@ -80,6 +83,9 @@ def claim_jobs(
     if enrollment_id is not None:
         params["enrollment_id"] = enrollment_id
         sql = CLAIM_ENROLLMENT
+    # A lost claim only means its lease is gone and the row is claimable again, so the claim
+    # need not wait for the WAL flush; outcomes (record_outcomes) stay durable.
+    conn.execute(_ASYNC_COMMIT)
     rows = conn.execute(q(sql, rt.schema), params).all()
     if not rows:
         return []
