@@ -2,8 +2,8 @@
 
 A hook may be a plain function or a coroutine function. A module declines a name it does not
 provide by raising ``LookupError`` (``KeyError``) or ``NotImplementedError``: a template variable
-it declines renders empty, while a condition naming it fails. Sync hooks run in a thread so a slow one
-never blocks the worker's event loop; each call has a timeout.
+it declines renders empty, while a condition naming it fails. Sync hooks run in a thread so a
+slow one never blocks the worker's event loop; each call has a timeout.
 """
 
 from __future__ import annotations
