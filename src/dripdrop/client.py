@@ -54,6 +54,8 @@ class _Base:
         allow_private_network: bool | None = None,
         outbound_allowlist: tuple[str, ...] | list[str] = (),
         engine_options: dict[str, Any] | None = None,
+        hook_timeout: float = 10.0,
+        retry_base: float = 30.0,
     ) -> None:
         self._rt = Runtime(
             database_url,
@@ -63,6 +65,8 @@ class _Base:
             allow_private_network=allow_private_network,
             outbound_allowlist=tuple(outbound_allowlist),
             engine_options=engine_options,
+            hook_timeout=hook_timeout,
+            retry_base=retry_base,
         )
 
     @property

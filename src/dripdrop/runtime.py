@@ -64,6 +64,8 @@ class Runtime:
         outbound_allowlist: tuple[str, ...] = (),
         engine_options: dict[str, Any] | None = None,
         settings: Settings | None = None,
+        hook_timeout: float = 10.0,
+        retry_base: float = 30.0,
     ) -> None:
         self.settings = settings or Settings()
         self.schema = validate_schema_name(schema or self.settings.schema_name)
@@ -74,6 +76,8 @@ class Runtime:
             self.embedded = True
         self.database_url = url
         self.clock: Clock = clock or system_clock
+        self.hook_timeout = hook_timeout  # seconds a Python hook may take
+        self.retry_base = retry_base  # first retry after ~retry_base s, then doubling
         self._key_source = encryption_key or self.settings.encryption_key
         self._keyring: KeyRing | None = None
         private = (

@@ -14,21 +14,13 @@ from dripdrop.records import Enrollment, from_row
 class Services:
     """One per worker run. ``db`` is a :class:`~dripdrop.worker.db.Db`."""
 
-    def __init__(
-        self,
-        rt: Any,
-        db: Any,
-        *,
-        retry_base: float = 30.0,
-        hook_timeout: float = 10.0,
-        dry_run: bool = False,
-    ) -> None:
+    def __init__(self, rt: Any, db: Any, *, dry_run: bool = False) -> None:
         from dripdrop.net import create_http_client
 
         self.rt = rt
         self.db = db
-        self.retry_base = retry_base
-        self.hook_timeout = hook_timeout
+        self.retry_base = rt.retry_base
+        self.hook_timeout = rt.hook_timeout
         self.rng = random.Random()
         self.dry_run = dry_run
         self.http = create_http_client(rt.policy)
