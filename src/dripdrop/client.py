@@ -75,6 +75,13 @@ class _Base:
         return self._rt.schema
 
     @property
+    def scheduler(self) -> Any:
+        """The Scheduler in use (PostgreSQL: the execution row is the job)."""
+        from dripdrop.worker.scheduler import PostgresScheduler
+
+        return PostgresScheduler(self._rt)
+
+    @property
     def runtime(self) -> Runtime:
         """Internals for extensions (the worker, the dashboard)."""
         return self._rt
