@@ -31,3 +31,12 @@ def embedded_database_url(home: Path) -> str:
         log.warning("dripdrop: using the embedded PostgreSQL in %s", pgdata)
     uri: str = server.get_uri()  # type: ignore[attr-defined]
     return uri
+
+
+def stop_embedded_server(home: Path) -> bool:
+    """Stop the embedded server of ``home`` if this process started or reused it."""
+    server = _servers.pop((home / "pgdata").resolve(), None)
+    if server is None:
+        return False
+    server.stop()  # type: ignore[attr-defined]
+    return True
