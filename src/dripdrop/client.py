@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import signal
 import threading
 from collections.abc import Callable
@@ -319,11 +320,28 @@ class AsyncDripDrop(_Base):
         await self.close()
 
 
+def _public_signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """The operation's signature as users see it: ``self`` instead of (runtime, connection), plus
+    the ``connection=`` every operation accepts."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())[2:]
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    extra = []
+    if "connection" not in sig.parameters:
+        extra.append(inspect.Parameter("connection", inspect.Parameter.KEYWORD_ONLY,
+                                       default=None))
+    var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+    params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    return sig.replace(parameters=[self_param, *params, *extra, *var_kw])
+
+
 def _sync_method(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def method(self: DripDrop, *args: Any, **kw: Any) -> Any:
         return self._call(fn, *args, **kw)
 
+    method.__signature__ = _public_signature(fn)  # type: ignore[attr-defined]
+    del method.__wrapped__  # type: ignore[attr-defined]
     return method
 
 
@@ -332,6 +350,8 @@ def _async_method(fn: Callable[..., Any]) -> Callable[..., Any]:
     async def method(self: AsyncDripDrop, *args: Any, **kw: Any) -> Any:
         return await self._call(fn, *args, **kw)
 
+    method.__signature__ = _public_signature(fn)  # type: ignore[attr-defined]
+    del method.__wrapped__  # type: ignore[attr-defined]
     return method
 
 

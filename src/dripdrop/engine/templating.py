@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
+import weakref
 from typing import Any
 
 from dripdrop.engine.context import HookValues
@@ -36,6 +38,19 @@ MAIN_FIELD = {
 }
 
 
+# One external fetch per URL at a time per worker run: jobs running concurrently wait for the first
+# fetch and then read the services' cache instead of all fetching the same template.
+_fetch_locks: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _fetch_external(services: Any, url: str) -> Any:
+    locks = _fetch_locks.setdefault(services, {})
+    async with locks.setdefault(url, asyncio.Lock()):
+        return await services.fetch_external_template(url)
+
+
 async def _module_fields(step: StepDef, hooks: HookValues) -> dict[str, Any]:
     try:
         module = importlib.import_module(step.template_module or "")
@@ -64,7 +79,7 @@ async def render_fields(
     if step.template_type == "module":
         return {**config, **await _module_fields(step, hooks)}
     if step.template_type == "external":
-        fetched = await services.fetch_external_template(step.template_content["url"])
+        fetched = await _fetch_external(services, step.template_content["url"])
         if isinstance(fetched, dict):
             config.update(fetched)
         else:
