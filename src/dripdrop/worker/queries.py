@@ -79,7 +79,7 @@ WITH v AS (
         error_message = v.error_message, adapter_id = v.adapter_id, held = v.held,
         lease_token = NULL, locked_by = NULL, locked_until = NULL, updated_at = :now
     FROM v
-    WHERE x.id = v.id
+    WHERE x.id = v.id AND x.lease_token = v.token
     RETURNING x.id
 ), moved AS (
     UPDATE {s}.enrollments AS e
