@@ -1,0 +1,104 @@
+"""Leases: a claim stamps a lease on the row; while it lives nobody else claims the row, once it
+expires (its worker died or stalled) the row is simply claimable again, and the late worker's
+outcome is then a no-op."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from worker_support import enroll_n, executions, one_step_sequence, sql, states
+
+from dripdrop.engine.process import Job, Outcome
+from dripdrop.worker.batch import claim_jobs, record_outcomes
+from dripdrop.worker.db import ThreadDb
+from dripdrop.worker.runner import drain
+from dripdrop.worker.services import Services
+
+
+def _claim(dd: Any, token: uuid.UUID, lease: float = 120.0) -> list[Job]:
+    rt = dd.runtime
+    with rt.engine.begin() as conn:
+        return claim_jobs(rt, conn, 100, token, rt.now(), lease)
+
+
+def _record(dd: Any, jobs: list[Job], who: str) -> set[Any]:
+    rt = dd.runtime
+    outcomes = [
+        Outcome(j, "sent", "sent", executed_at=rt.now(), recipient=who, response={"by": who})
+        for j in jobs
+    ]
+    with rt.engine.begin() as conn:
+        return record_outcomes(rt, conn, outcomes, rt.now())
+
+
+def test_late_worker_cannot_overwrite_a_reclaimed_row(dd) -> None:
+    first = one_step_sequence(dd)
+    second = dd.create_step(
+        first.sequence_version_id, name="b", channel="email", config={"subject": "2", "body": "y"}
+    )
+    enroll_n(dd, 5)
+
+    token_a, token_b = uuid.uuid4(), uuid.uuid4()
+    jobs_a = _claim(dd, token_a)
+    assert len(jobs_a) == 5
+    assert _claim(dd, uuid.uuid4()) == []  # leased rows are not claimed twice
+
+    # A's worker stalls; its lease runs out and another worker claims the rows.
+    sql(dd, "UPDATE {s}.step_executions SET locked_until = clock_timestamp() - interval '1 s'")
+    jobs_b = _claim(dd, token_b)
+    assert {j.execution.id for j in jobs_b} == {j.execution.id for j in jobs_a}
+
+    # A wakes up and reports: nothing is written, no next step is scheduled.
+    assert _record(dd, jobs_a, "A") == set()
+    rows = executions(dd)
+    assert {(r.reported, r.lease_token, r.recipient) for r in rows} == {("sending", token_b, None)}
+
+    # B's outcome is written and moves the enrollments on, once.
+    assert _record(dd, jobs_b, "B") == {j.execution.id for j in jobs_b}
+    # A reporting again after B finished still writes nothing.
+    assert _record(dd, jobs_a, "A") == set()
+
+    rows = executions(dd)
+    done = [r for r in rows if r.step_id == first.id]
+    assert {(r.state, r.recipient, r.lease_token) for r in done} == {("sent", "B", None)}
+    assert [r.response for r in done] == [{"by": "B"}] * 5
+    following = [r for r in rows if r.step_id == second.id]
+    assert len(following) == 5 and {r.state for r in following} == {"scheduled"}
+    assert sql(dd, "SELECT count(DISTINCT current_step_id) FROM {s}.enrollments") == [(1,)]
+
+
+def test_an_expired_lease_is_claimable_again_without_a_recovery_pass(dd) -> None:
+    one_step_sequence(dd)
+    enroll_n(dd, 3)
+    token = uuid.uuid4()
+    assert len(_claim(dd, token, lease=0.0)) == 3
+    rows = executions(dd)
+    assert {(r.state, r.reported, r.lease_token) for r in rows} == {
+        ("scheduled", "scheduled", token)
+    }
+    assert len(_claim(dd, uuid.uuid4())) == 3
+
+
+def test_drain_claims_with_the_given_lease(dd) -> None:
+    """``lease_seconds`` reaches the claim: a drain that dies leaves rows leased that long."""
+    one_step_sequence(dd, provider="slow", adapter_config={"delay": 30})
+    enroll_n(dd, 2)
+    rt = dd.runtime
+
+    async def run_and_look() -> list[Any]:
+        services = Services(rt, ThreadDb(rt))
+        task = asyncio.create_task(drain(rt, services.db, services, lease_seconds=7))
+        while states(dd).get("sending", 0) < 2:
+            await asyncio.sleep(0.02)
+        rows = sql(
+            dd,
+            "SELECT extract(epoch FROM locked_until - clock_timestamp()) FROM {s}.step_executions",
+        )
+        task.cancel()
+        await services.aclose()
+        return [r[0] for r in rows]
+
+    left = asyncio.run(run_and_look())
+    assert len(left) == 2 and all(5 < float(x) <= 7 for x in left), left

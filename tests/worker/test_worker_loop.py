@@ -1,0 +1,118 @@
+"""The worker loop in a thread: graceful stop with deliveries in flight, and LISTEN/NOTIFY
+waking it at once (far sooner than its poll interval)."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from worker_support import enroll_n, executions, one_step_sequence, states
+
+from dripdrop.testing import outbox
+
+
+@contextmanager
+def running_worker(dd: Any, **options: Any) -> Iterator[tuple[threading.Event, Callable[[], Any]]]:
+    """``run_worker`` in a thread; yields (stop_event, join) where join() returns its summary."""
+    stop = threading.Event()
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = dd.run_worker(stop_event=stop, **options)
+        except BaseException as exc:  # surfaced by join()
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join(timeout: float = 15.0) -> Any:
+        thread.join(timeout)
+        assert not thread.is_alive(), "run_worker did not return after stop"
+        if "error" in result:
+            raise result["error"]
+        return result["summary"]
+
+    try:
+        yield stop, join
+    finally:
+        stop.set()
+        thread.join(15.0)
+
+
+def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+    return value
+
+
+def test_stop_lets_in_flight_deliveries_finish(dd) -> None:
+    one_step_sequence(dd, provider="slow", adapter_config={"delay": 0.5})
+    enroll_n(dd, 30)
+    with running_worker(dd, concurrency=10, batch_size=10, poll_interval=0.2) as (stop, join):
+        in_flight = _wait_for(
+            lambda: (
+                len(ids := {r.id for r in executions(dd) if r.reported == "sending"}) == 10 and ids
+            ),
+            10,
+            "10 deliveries in flight",
+        )
+        stop.set()
+        stopped = time.monotonic()
+        summary = join()
+        took = time.monotonic() - stopped
+    rows = {r.id: r for r in executions(dd)}
+    assert took < 2.0, f"stop took {took:.2f} s"
+    assert {rows[i].state for i in in_flight} == {"sent"}
+    assert "sending" not in states(dd)
+    sent = {i for i, r in rows.items() if r.state == "sent"}
+    assert summary.sent == len(sent) == len(outbox())
+    assert len(sent) < 30, "the worker went on claiming after stop"
+    assert {r.state for i, r in rows.items() if i not in sent} == {"scheduled"}
+    assert all(r.lease_token is None and r.locked_until is None for r in rows.values())
+
+
+def test_stop_releases_deliveries_that_outlast_the_grace_period(dd) -> None:
+    one_step_sequence(dd, provider="slow", adapter_config={"delay": 10})
+    enroll_n(dd, 5)
+    with running_worker(dd, concurrency=5, poll_interval=0.2, grace=0.3) as (stop, join):
+        _wait_for(lambda: states(dd).get("sending", 0) == 5, 10, "5 deliveries in flight")
+        stop.set()
+        stopped = time.monotonic()
+        summary = join()
+        took = time.monotonic() - stopped
+    assert took < 2.0
+    assert summary.sent == 0 and outbox() == []
+    # Given back at once for another worker, not left to wait for the lease to expire.
+    assert {(r.state, r.lease_token, r.locked_until) for r in executions(dd)} == {
+        ("scheduled", None, None)
+    }
+
+
+def test_notify_wakes_the_worker_long_before_its_poll_interval(dd) -> None:
+    one_step_sequence(dd)
+    latencies: list[float] = []
+    with running_worker(dd, concurrency=10, poll_interval=5.0) as (stop, join):
+        for i in range(21):
+            started = time.monotonic()
+            dd.enroll("s", {"type": "User", "id": i}, data={"email": f"u{i}@x.io"})
+            _wait_for(lambda n=i + 1: len(outbox()) == n, 4.0, f"delivery {i}")
+            if i:  # the first one warms up (the listener connects as the worker starts)
+                latencies.append(time.monotonic() - started)
+            time.sleep(0.05)
+        stop.set()
+        summary = join()
+    assert summary.sent == 21
+    median = statistics.median(latencies)
+    print(
+        f"\nenroll → delivered: median {median * 1000:.1f} ms, "
+        f"max {max(latencies) * 1000:.1f} ms over {len(latencies)}"
+    )
+    assert max(latencies) < 1.0, latencies
+    assert median < 0.25, latencies
