@@ -52,8 +52,14 @@ def describe(conn: Connection, schema: str) -> dict[str, set[tuple]]:
         )
     }
     columns = {
-        (r.table_name, r.column_name, r.data_type, r.character_maximum_length,
-         r.is_nullable, r.column_default)
+        (
+            r.table_name,
+            r.column_name,
+            r.data_type,
+            r.character_maximum_length,
+            r.is_nullable,
+            r.column_default,
+        )
         for r in conn.execute(
             text(
                 "SELECT table_name, column_name, data_type, character_maximum_length, "
@@ -89,9 +95,7 @@ def describe(conn: Connection, schema: str) -> dict[str, set[tuple]]:
     return {"tables": tables, "columns": columns, "indexes": indexes, "constraints": constraints}
 
 
-def test_migrations_produce_exactly_the_models_schema(
-    database_url: str, spare_schema: str
-) -> None:
+def test_migrations_produce_exactly_the_models_schema(database_url: str, spare_schema: str) -> None:
     migrated = TestEnv(database_url)  # setup() applied the migrations
     engine = make_engine(database_url, spare_schema)
     try:
@@ -116,9 +120,11 @@ def test_setup_is_idempotent_and_records_one_revision(env: TestEnv) -> None:
     env.dd.setup()
     env.dd.setup()
     with env.dd.runtime.engine.connect() as conn:
-        versions = conn.execute(
-            text(f'SELECT version_num FROM "{env.schema}".alembic_version')
-        ).scalars().all()
+        versions = (
+            conn.execute(text(f'SELECT version_num FROM "{env.schema}".alembic_version'))
+            .scalars()
+            .all()
+        )
         tables = conn.execute(
             text("SELECT count(*) FROM information_schema.tables WHERE table_schema = :s"),
             {"s": env.schema},
@@ -210,9 +216,11 @@ def test_concurrent_upgrades_of_a_fresh_schema_both_succeed(
         for t in threads:
             t.join(timeout=60)
         with engines[0].connect() as conn:
-            versions = conn.execute(
-                text(f'SELECT version_num FROM "{spare_schema}".alembic_version')
-            ).scalars().all()
+            versions = (
+                conn.execute(text(f'SELECT version_num FROM "{spare_schema}".alembic_version'))
+                .scalars()
+                .all()
+            )
     finally:
         for e in engines:
             e.dispose()
