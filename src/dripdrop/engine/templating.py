@@ -40,9 +40,7 @@ MAIN_FIELD = {
 
 # One external fetch per URL at a time per worker run: jobs running concurrently wait for the first
 # fetch and then read the services' cache instead of all fetching the same template.
-_fetch_locks: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
+_fetch_locks: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
 async def _fetch_external(services: Any, url: str) -> Any:

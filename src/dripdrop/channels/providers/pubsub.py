@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from dripdrop.channels.base import (
     AdapterInfo,
@@ -67,7 +67,20 @@ class LocalPubSub:
 class RedisPubSub:
     """PUBLISH ``{"event", "payload"}`` as JSON on ``{prefix}{topic}``."""
 
-    _clients: dict[str, Any] = {}
+    # Clients per event loop and URL (a client is bound to the loop it was created in). Every sync
+    # ``run_due`` has its own loop: the clients of closed loops are forgotten, so the garbage
+    # collector closes their sockets, instead of one connection piling up per run.
+    _clients: ClassVar[dict[asyncio.AbstractEventLoop, dict[str, Any]]] = {}
+
+    @classmethod
+    def _client(cls, redis: Any, url: str) -> Any:
+        for loop in [loop for loop in cls._clients if loop.is_closed()]:
+            del cls._clients[loop]
+        clients = cls._clients.setdefault(asyncio.get_running_loop(), {})
+        client = clients.get(url)
+        if client is None:
+            client = clients[url] = redis.from_url(url)
+        return client
 
     async def send(
         self, message: Message, adapter: AdapterInfo, ctx: DeliveryContext
@@ -75,10 +88,9 @@ class RedisPubSub:
         redis = require_extra("redis.asyncio", "redis")
         topic, event, payload = _parts(message)
         url = adapter.credentials.get("url") or adapter.config.get("url")
-        key = f"{url}|{id(asyncio.get_running_loop())}"
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = redis.from_url(url)
+        if not url:
+            raise PermanentError("redis pubsub adapter has no url (credentials.url or config.url)")
+        client = self._client(redis, url)
         channel = f"{adapter.config.get('prefix', '')}{topic}"
         body = json.dumps(
             {"event": event, "payload": payload, "idempotency_key": message.idempotency_key},
