@@ -94,6 +94,7 @@ class Runtime:
 
         self.defs = DefinitionCache()
         self.bus = LocalBus()
+        self.external_templates: dict[str, tuple[float, Any]] = {}
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}"
 
     @property

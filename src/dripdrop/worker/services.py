@@ -31,7 +31,8 @@ class Services:
             clock=rt.clock,
             extras={"bus": rt.bus, "schema": rt.schema},
         )
-        self._external: dict[str, tuple[float, Any]] = {}
+        # External templates are cached on the runtime, so they outlive one run_due().
+        self._external: dict[str, tuple[float, Any]] = rt.external_templates
         self.overrides: dict[str, Any] = {}  # hook values fixed by a simulation
 
     async def aclose(self) -> None:
