@@ -1,0 +1,870 @@
+"""Dispatch throughput and latency of DripDrop's PostgreSQL queue, beside bare baselines.
+
+Run: ``.venv/bin/python bench/dispatch.py [--database-url URL] [--quick]``. The URL defaults to
+``DRIPDROP_BENCH_DATABASE_URL``, else ``postgresql://postgres@127.0.0.1:5432/test``. Every part
+works in fresh schemas (``ddbench_*``) that are dropped at the end, even on failure.
+
+Each throughput figure is the median of ``--runs`` runs (3); each ratio is the median of the
+per-run ratios, ours against a baseline measured in the same run on the same database:
+
+(a) ``enroll_many`` rows/s beside a raw psycopg COPY of the same rows into the same indexed
+    ``enrollments`` table.
+(b) executions/s draining N immediate executions of a 2-step sequence (claim, conditions, render,
+    deliver to the memory provider, record, schedule the delayed second step) with ``run_due`` and
+    with ``run_worker``, beside (i) a bare ``FOR UPDATE SKIP LOCKED`` claim-and-update loop
+    (batch 100) on a table like ``step_executions`` and (ii) pgqueuer draining N no-op jobs
+    (asyncpg driver, 2 consumers x batch 100, drain mode).
+(c) claim latency (a batch of 100 due rows, claimed then set back) with 10k vs 5M (1M with
+    --quick) future rows in ``step_executions``, and the EXPLAIN of the claim.
+(d) ``run_due`` drain rate of 20k due executions with 100k future rows present vs none.
+(e) enroll -> delivered latency of an immediate step on an idle ``run_worker`` (poll 5 s, woken
+    by LISTEN/NOTIFY).
+
+Then ``run_due`` is profiled once with cProfile (event-loop thread and database threads merged)
+into ``bench/profile_dispatch.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from dripdrop import DripDrop
+from dripdrop.channels.providers.dev import DEFAULT_OUTBOX
+from dripdrop.crypto import generate_key
+from dripdrop.worker.queries import CLAIM, q
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PROFILE_PATH = Path(__file__).with_name("profile_dispatch.txt")
+CONFIG = {"subject": "Hi {{ name }}", "body": "Hello {{ name }}"}
+DELAY = {"type": "delay", "delay_amount": 1, "delay_unit": "days"}
+ENROLLMENT_COLUMNS = (
+    "id, sequence_id, sequence_version_id, subscriber_type, subscriber_id, state, "
+    "current_step_id, started_at, completed_at, data, metadata, tenant_key"
+)
+SET_BACK = """
+UPDATE {s}.step_executions
+SET state = 'scheduled', lease_token = NULL, locked_by = NULL, locked_until = NULL
+WHERE id = ANY(:ids)
+"""
+FUTURE_ROWS = """
+INSERT INTO {s}.step_executions (id, enrollment_id, step_id, state, scheduled_for, channel,
+    idempotency_key)
+SELECT gen_random_uuid(), :enrollment, :step, 'scheduled',
+       now() + interval '30 days' + g * interval '1 second', 'email', 'future-' || g
+FROM generate_series(1, :n) AS g
+"""
+DUE_ROWS = FUTURE_ROWS.replace(
+    "now() + interval '30 days' + g * interval '1 second'",
+    "now() - interval '1 hour' + g * interval '1 millisecond'",
+).replace("'future-'", "'due-'")
+BARE_CLAIM = """
+WITH due AS (
+    SELECT id FROM {s}.bare
+    WHERE state = 'scheduled' AND NOT held AND scheduled_for <= %(now)s
+    ORDER BY scheduled_for LIMIT 100 FOR UPDATE SKIP LOCKED
+)
+UPDATE {s}.bare AS x
+SET state = 'sending', lease_token = %(token)s, locked_by = 'bare',
+    locked_until = clock_timestamp() + interval '120 seconds', updated_at = %(now)s
+FROM due WHERE x.id = due.id
+RETURNING x.id
+"""
+BARE_DONE = """
+UPDATE {s}.bare
+SET state = 'sent', executed_at = %(now)s, lease_token = NULL, locked_by = NULL,
+    locked_until = NULL, updated_at = %(now)s
+WHERE id = ANY(%(ids)s) AND lease_token = %(token)s AND state = 'sending'
+"""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def plain_url(url: str) -> str:
+    """The URL as libpq/asyncpg want it (no SQLAlchemy driver suffix)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Bench:
+    """Owns the fresh schemas of one run of the script and drops them at the end."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dsn = plain_url(url)
+        self.tag = uuid.uuid4().hex[:6]
+        self.schemas: list[str] = []
+        self.instances: list[DripDrop] = []
+
+    def admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn, autocommit=True)
+
+    def schema(self, part: str) -> str:
+        name = f"ddbench_{self.tag}_{part}_{len(self.schemas)}"
+        self.schemas.append(name)
+        return name
+
+    def drop(self, schema: str) -> None:
+        with self.admin() as c:
+            c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if schema in self.schemas:
+            self.schemas.remove(schema)
+
+    def new_dd(self, part: str, *, two_steps: bool = True) -> DripDrop:
+        """A fresh schema with sequence ``b``: an immediate step, then (two_steps) a 1-day delay."""
+        dd = DripDrop(self.url, schema=self.schema(part), encryption_key=generate_key())
+        self.instances.append(dd)
+        dd.setup()
+        seq = dd.create_sequence(name="B", key="b")
+        version = dd.create_sequence_version(seq.id, active=True)
+        dd.create_channel_adapter(name="mem", channel="email", provider="memory")
+        dd.create_step(version.id, name="a", channel="email", config=CONFIG)
+        if two_steps:
+            dd.create_step(version.id, name="b", channel="email", timing=DELAY, config=CONFIG)
+        return dd
+
+    def close(self, dd: DripDrop, *, drop: bool = True) -> None:
+        dd.close()
+        if dd in self.instances:
+            self.instances.remove(dd)
+        if drop:
+            self.drop(dd.schema)
+
+    def cleanup(self) -> None:
+        for dd in list(self.instances):
+            with contextlib.suppress(Exception):
+                dd.close()
+        for schema in list(self.schemas):
+            with contextlib.suppress(Exception):
+                self.drop(schema)
+
+
+def items(n: int, prefix: str = "u") -> list[dict[str, Any]]:
+    return [
+        {
+            "subscriber": {"type": "User", "id": f"{prefix}{i}"},
+            "data": {"name": f"User {i}", "email": f"{prefix}{i}@example.com"},
+        }
+        for i in range(n)
+    ]
+
+
+def vacuum_analyze(bench: Bench, schema: str, *tables: str) -> None:
+    with bench.admin() as c:
+        for t in tables or ("enrollments", "step_executions"):
+            c.execute(f'VACUUM ANALYZE "{schema}".{t}')
+
+
+def ids_of(dd: DripDrop, sql: str, **params: Any) -> Any:
+    with dd.runtime.engine.begin() as c:
+        return c.execute(text(sql.format(s=f'"{dd.schema}"')), params).first()
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------- (a) enrollment
+
+
+def raw_copy(bench: Bench, dd: DripDrop, rows: list[tuple[Any, ...]]) -> float:
+    """Seconds for a plain psycopg COPY (write_row) of prepared rows, committed."""
+    with psycopg.connect(bench.dsn) as c:
+        t0 = time.perf_counter()
+        with (
+            c.cursor() as cur,
+            cur.copy(f'COPY "{dd.schema}".enrollments ({ENROLLMENT_COLUMNS}) FROM STDIN') as cp,
+        ):
+            for r in rows:
+                cp.write_row(r)
+        c.commit()
+        return time.perf_counter() - t0
+
+
+def bench_enroll(bench: Bench, n: int, runs: int) -> dict[str, Any]:
+    ours, base, ratios = [], [], []
+    data = items(n)
+    for run in range(runs):
+        dd = bench.new_dd("a")
+        seq = ids_of(dd, "SELECT id FROM {s}.sequences WHERE key = 'b'")[0]
+        ver, step = ids_of(dd, "SELECT sequence_version_id, id FROM {s}.steps WHERE key = 'a'")
+        now = datetime.now(UTC)
+        rows = [
+            (
+                str(uuid.uuid4()),
+                seq,
+                ver,
+                "User",
+                it["subscriber"]["id"],
+                "active",
+                step,
+                now,
+                None,
+                json.dumps(it["data"], separators=(",", ":")),
+                "{}",
+                None,
+            )
+            for it in data
+        ]
+
+        def ours_once(dd: DripDrop = dd) -> float:
+            t0 = time.perf_counter()
+            got = dd.enroll_many("b", data)
+            el = time.perf_counter() - t0
+            assert got == n, got
+            return el
+
+        def truncate(dd: DripDrop = dd) -> None:
+            with bench.admin() as c:
+                c.execute(f'TRUNCATE "{dd.schema}".enrollments CASCADE')
+                c.execute("CHECKPOINT")
+
+        truncate()
+        if run % 2 == 0:  # alternate the order so neither side always runs on a warmer server
+            tb = raw_copy(bench, dd, rows)
+            truncate()
+            to = ours_once()
+        else:
+            to = ours_once()
+            truncate()
+            tb = raw_copy(bench, dd, rows)
+        ours.append(n / to)
+        base.append(n / tb)
+        ratios.append(tb / to)
+        say(f"  (a) run {run + 1}: enroll_many {n / to:,.0f} rows/s, raw COPY {n / tb:,.0f} rows/s")
+        bench.close(dd)
+    return {"ours": med(ours), "base": med(base), "ratio": med(ratios)}
+
+
+# --------------------------------------------------------------------------- (b) end to end
+
+
+def enrolled(bench: Bench, part: str, n: int) -> DripDrop:
+    dd = bench.new_dd(part)
+    assert dd.enroll_many("b", items(n)) == n
+    vacuum_analyze(bench, dd.schema)
+    DEFAULT_OUTBOX.clear()
+    return dd
+
+
+def time_run_due(dd: DripDrop, n: int) -> float:
+    DEFAULT_OUTBOX.clear()
+    t0 = time.perf_counter()
+    summary = dd.run_due()
+    el = time.perf_counter() - t0
+    assert summary.sent == n, summary
+    assert len(DEFAULT_OUTBOX) == n, len(DEFAULT_OUTBOX)
+    DEFAULT_OUTBOX.clear()
+    return el
+
+
+def time_run_worker(dd: DripDrop, n: int, concurrency: int) -> float:
+    """Seconds from starting ``run_worker`` until nothing is due or being sent."""
+    DEFAULT_OUTBOX.clear()
+    stop = threading.Event()
+    result: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: result.append(
+            dd.run_worker(concurrency=concurrency, stop_event=stop, batch_size=100)
+        ),
+        daemon=True,
+    )
+    left = (
+        f'SELECT count(*) FROM "{dd.schema}".step_executions '
+        "WHERE state = 'sending' OR (state = 'scheduled' AND scheduled_for <= now())"
+    )
+    t0 = time.perf_counter()
+    thread.start()
+    with psycopg.connect(plain_url(dd.runtime.database_url), autocommit=True) as c:
+        while len(DEFAULT_OUTBOX) < n:
+            time.sleep(0.02)
+            if not thread.is_alive():
+                raise RuntimeError("run_worker exited early")
+        while c.execute(left).fetchone()[0]:
+            time.sleep(0.002)
+    el = time.perf_counter() - t0
+    stop.set()
+    thread.join(60)
+    assert result and result[0].sent == n, result
+    DEFAULT_OUTBOX.clear()
+    return el
+
+
+def time_bare(bench: Bench, dd: DripDrop, n: int) -> float:
+    """The ceiling: claim 100 with SKIP LOCKED, mark them sent; one connection, two transactions
+    per batch like the worker, on a copy of step_executions' columns and indexes."""
+    s = f'"{dd.schema}"'
+    with bench.admin() as c:
+        c.execute(
+            f"CREATE TABLE {s}.bare (LIKE {s}.step_executions INCLUDING DEFAULTS INCLUDING INDEXES)"
+        )
+        c.execute(
+            f"INSERT INTO {s}.bare (id, enrollment_id, step_id, state, scheduled_for, channel, "
+            "idempotency_key) SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), "
+            "'scheduled', now() - interval '1 hour' + g * interval '1 microsecond', 'email', "
+            "g::text FROM generate_series(1, %s) AS g",
+            (n,),
+        )
+        c.execute(f"VACUUM ANALYZE {s}.bare")
+    claim, done = BARE_CLAIM.format(s=s), BARE_DONE.format(s=s)
+    total = 0
+    with psycopg.connect(bench.dsn) as c, c.cursor() as cur:
+        t0 = time.perf_counter()
+        while True:
+            now, token = datetime.now(UTC), uuid.uuid4()
+            ids = [r[0] for r in cur.execute(claim, {"now": now, "token": token}).fetchall()]
+            c.commit()
+            if not ids:
+                break
+            cur.execute(done, {"now": now, "ids": ids, "token": token})
+            c.commit()
+            total += len(ids)
+        el = time.perf_counter() - t0
+    assert total == n, total
+    return el
+
+
+async def pgqueuer_drain(dsn: str, n: int, consumers: int = 2, batch: int = 100) -> float:
+    """Seconds for ``consumers`` pgqueuer QueueManagers (asyncpg) to drain n no-op jobs."""
+    import asyncpg
+    from pgqueuer import AsyncpgDriver, Queries, QueueManager
+    from pgqueuer.domain.settings import db_settings
+    from pgqueuer.types import QueueExecutionMode
+
+    tag = uuid.uuid4().hex[:8]
+    schema = f"ddbench_pgq_{tag}"
+    os.environ["PGQUEUER_SCHEMA"] = schema
+    os.environ["PGQUEUER_PREFIX"] = f"b{tag}_"
+    db_settings.cache_clear()
+    setup = await asyncpg.connect(dsn)
+    try:
+        queries = Queries(AsyncpgDriver(setup))
+        await queries.install()
+        for start in range(0, n, 10_000):
+            k = min(10_000, n - start)
+            await queries.enqueue(["noop"] * k, [None] * k, [0] * k)
+        await setup.execute(f"VACUUM ANALYZE {db_settings().qualified.queue_table}")
+        conns = [await asyncpg.connect(dsn) for _ in range(consumers)]
+        managers = []
+        done = 0
+
+        for conn in conns:
+            qm = QueueManager(Queries(AsyncpgDriver(conn)))
+
+            @qm.entrypoint("noop")
+            async def noop(job: Any) -> None:
+                nonlocal done
+                done += 1
+
+            managers.append(qm)
+        t0 = time.perf_counter()
+        await asyncio.gather(
+            *(
+                qm.run(
+                    batch_size=batch,
+                    mode=QueueExecutionMode.drain,
+                    dequeue_timeout=timedelta(seconds=1),
+                )
+                for qm in managers
+            )
+        )
+        el = time.perf_counter() - t0
+        for conn in conns:
+            await conn.close()
+        left = await setup.fetchval(f"SELECT count(*) FROM {db_settings().qualified.queue_table}")
+        assert done == n and left == 0, (done, left)
+        return el
+    finally:
+        await setup.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await setup.close()
+
+
+def bench_e2e(bench: Bench, n: int, runs: int, concurrency: int) -> dict[str, Any]:
+    out: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "due",
+            "worker",
+            "bare",
+            "pgq",
+            "due_bare",
+            "worker_bare",
+            "due_pgq",
+            "worker_pgq",
+        )
+    }
+    for run in range(runs):
+        dd = enrolled(bench, "b", n)
+        due = n / time_run_due(dd, n)
+        bare = n / time_bare(bench, dd, n)
+        bench.close(dd)
+        dd = enrolled(bench, "w", n)
+        worker = n / time_run_worker(dd, n, concurrency)
+        bench.close(dd)
+        pgq = n / asyncio.run(pgqueuer_drain(bench.dsn, n))
+        for k, v in (("due", due), ("worker", worker), ("bare", bare), ("pgq", pgq)):
+            out[k].append(v)
+        out["due_bare"].append(due / bare)
+        out["worker_bare"].append(worker / bare)
+        out["due_pgq"].append(due / pgq)
+        out["worker_pgq"].append(worker / pgq)
+        say(
+            f"  (b) run {run + 1}: run_due {due:,.0f}/s, run_worker {worker:,.0f}/s, "
+            f"bare SKIP LOCKED {bare:,.0f}/s, pgqueuer {pgq:,.0f}/s"
+        )
+    return {k: med(v) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- (c) claim latency
+
+
+def claim_schema(bench: Bench, future: int) -> tuple[DripDrop, float]:
+    """A schema with 100 due rows and ``future`` scheduled-but-not-due rows (one enrollment and
+    step reused, so every foreign key holds). Returns it and the seconds the insert took."""
+    dd = bench.new_dd("c")
+    dd.enroll("b", {"type": "User", "id": "x"}, {"email": "x@example.com", "name": "X"})
+    enrollment, step = ids_of(dd, "SELECT enrollment_id, step_id FROM {s}.step_executions")
+    t0 = time.perf_counter()
+    with dd.runtime.engine.begin() as c:
+        c.execute(text(f'DELETE FROM "{dd.schema}".step_executions'))
+        p = {"enrollment": enrollment, "step": step}
+        c.execute(text(DUE_ROWS.format(s=f'"{dd.schema}"')), {**p, "n": 100})
+        c.execute(text(FUTURE_ROWS.format(s=f'"{dd.schema}"')), {**p, "n": future})
+    el = time.perf_counter() - t0
+    vacuum_analyze(bench, dd.schema)
+    with bench.admin() as c:
+        c.execute("CHECKPOINT")  # flush the insert's dirty pages before measuring
+    return dd, el
+
+
+def claim_params() -> dict[str, Any]:
+    return {
+        "now": datetime.now(UTC),
+        "limit": 100,
+        "token": uuid.uuid4(),
+        "worker": "bench",
+        "lease": 120.0,
+    }
+
+
+def claim_times(dd: DripDrop, claims: int, warm: int = 5) -> list[float]:
+    """Milliseconds of ``claims`` claims (statement + commit); each batch is then set back."""
+    claim, back = q(CLAIM, dd.schema), text(SET_BACK.format(s=f'"{dd.schema}"'))
+    times = []
+    engine = dd.runtime.engine
+    for k in range(claims + warm):
+        with engine.connect() as c:
+            t0 = time.perf_counter()
+            with c.begin():
+                ids = [r.id for r in c.execute(claim, claim_params())]
+            el = time.perf_counter() - t0
+            assert len(ids) == 100, len(ids)
+            with c.begin():
+                c.execute(back, {"ids": ids})
+        if k >= warm:  # the first few warm up caches and prepared statements
+            times.append(el * 1000)
+    return times
+
+
+def claim_round(
+    small: DripDrop, large: DripDrop, claims: int, chunk: int = 25
+) -> tuple[float, float]:
+    """Median claim milliseconds on each schema, measured in alternating chunks so background
+    activity (checkpoints, autovacuum) falls on both alike."""
+    a: list[float] = []
+    b: list[float] = []
+    while len(a) < claims:
+        a += claim_times(small, chunk)
+        b += claim_times(large, chunk)
+    return med(a), med(b)
+
+
+def claim_plan(dd: DripDrop) -> list[str]:
+    with dd.runtime.engine.begin() as c:
+        rows = c.execute(text("EXPLAIN " + CLAIM.format(s=f'"{dd.schema}"')), claim_params())
+        return [r[0] for r in rows]
+
+
+def bench_claim(bench: Bench, big: int, runs: int, claims: int) -> dict[str, Any]:
+    small_dd, _ = claim_schema(bench, 10_000)
+    say(f"  (c) inserting {big:,} future rows (one INSERT ... SELECT generate_series) ...")
+    big_dd, took = claim_schema(bench, big)
+    say(f"  (c) inserted {big:,} future rows in {took:.1f} s (+ VACUUM ANALYZE)")
+    small, large, ratios = [], [], []
+    for run in range(runs):
+        a, b = claim_round(small_dd, big_dd, claims)
+        small.append(a)
+        large.append(b)
+        ratios.append(b / a)
+        say(f"  (c) run {run + 1}: claim of 100: {a:.2f} ms (10k future), {b:.2f} ms ({big:,})")
+    plan = claim_plan(big_dd)
+    bench.close(small_dd)
+    bench.close(big_dd)
+    return {"small": med(small), "large": med(large), "ratio": med(ratios), "plan": plan}
+
+
+# --------------------------------------------------------------------------- (d) drain rate
+
+
+def bench_drain(bench: Bench, n: int, future: int, runs: int) -> dict[str, Any]:
+    none, some, ratios = [], [], []
+    for run in range(runs):
+        plain = enrolled(bench, "d", n)
+        loaded = enrolled(bench, "f", n)
+        enrollment, step = ids_of(
+            loaded, "SELECT enrollment_id, step_id FROM {s}.step_executions LIMIT 1"
+        )
+        with loaded.runtime.engine.begin() as c:
+            c.execute(
+                text(FUTURE_ROWS.format(s=f'"{loaded.schema}"')),
+                {"enrollment": enrollment, "step": step, "n": future},
+            )
+        vacuum_analyze(bench, loaded.schema, "step_executions")
+        access = [ln.strip() for ln in claim_plan(loaded) if " on enrollments" in ln]
+        if run % 2 == 0:
+            a = n / time_run_due(plain, n)
+            b = n / time_run_due(loaded, n)
+        else:
+            b = n / time_run_due(loaded, n)
+            a = n / time_run_due(plain, n)
+        none.append(a)
+        some.append(b)
+        ratios.append(b / a)
+        say(f"  (d) run {run + 1}: run_due {a:,.0f}/s (no future rows), {b:,.0f}/s ({future:,})")
+        bench.close(plain)
+        bench.close(loaded)
+    return {
+        "none": med(none),
+        "some": med(some),
+        "ratio": med(ratios),
+        "enrollments_access": access[0] if access else "?",
+    }
+
+
+# --------------------------------------------------------------------------- (e) latency
+
+
+def bench_latency(bench: Bench, samples: int) -> dict[str, Any]:
+    dd = bench.new_dd("e")
+    DEFAULT_OUTBOX.clear()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: dd.run_worker(concurrency=10, stop_event=stop, poll_interval=5.0),
+        daemon=True,
+    )
+    thread.start()
+    time.sleep(1.5)  # idle: LISTENing, waiting on the 5 s poll
+    lat, enroll_call = [], []
+    try:
+        for k in range(samples + 3):
+            before = len(DEFAULT_OUTBOX)
+            t0 = time.perf_counter()
+            dd.enroll("b", {"type": "User", "id": f"l{k}"}, {"email": f"l{k}@x.test", "name": "L"})
+            t1 = time.perf_counter()
+            deadline = t0 + 10
+            while len(DEFAULT_OUTBOX) <= before:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("no delivery within 10 s")
+                time.sleep(0.0002)
+            t2 = time.perf_counter()
+            if k >= 3:
+                lat.append((t2 - t0) * 1000)
+                enroll_call.append((t1 - t0) * 1000)
+            time.sleep(0.25)  # let the worker go idle again
+    finally:
+        stop.set()
+        thread.join(30)
+        DEFAULT_OUTBOX.clear()
+        bench.close(dd)
+    return {
+        "median": med(lat),
+        "p90": statistics.quantiles(lat, n=10)[-1],
+        "max": max(lat),
+        "enroll": med(enroll_call),
+    }
+
+
+# --------------------------------------------------------------------------- profile
+
+
+@contextlib.contextmanager
+def profiled_db_threads() -> Iterator[list[cProfile.Profile]]:
+    """cProfile every ThreadDb call (they run in asyncio.to_thread workers), one profile per
+    thread, so the claim/record side shows up beside the event loop."""
+    from dripdrop.worker.db import ThreadDb
+
+    profiles: list[cProfile.Profile] = []
+    local = threading.local()
+    original: Callable[..., Any] = ThreadDb._call
+
+    def call(self: Any, fn: Callable[..., Any], *args: Any) -> Any:
+        prof = getattr(local, "prof", None)
+        if prof is None:
+            prof = local.prof = cProfile.Profile()
+            profiles.append(prof)
+        prof.enable()
+        try:
+            return original(self, fn, *args)
+        finally:
+            prof.disable()
+
+    ThreadDb._call = call  # type: ignore[method-assign]
+    try:
+        yield profiles
+    finally:
+        ThreadDb._call = original  # type: ignore[method-assign]
+
+
+def profile_e2e(bench: Bench, n: int) -> str:
+    dd = enrolled(bench, "p", n)
+    main = cProfile.Profile()
+    with profiled_db_threads() as threads:
+        t0 = time.perf_counter()
+        main.enable()
+        summary = dd.run_due()
+        main.disable()
+        el = time.perf_counter() - t0
+    DEFAULT_OUTBOX.clear()
+    bench.close(dd)
+    assert summary.sent == n, summary
+
+    def dump(stats: pstats.Stats, sort: str, title: str, limit: int = 25) -> str:
+        buf = io.StringIO()
+        stats.stream = buf  # type: ignore[attr-defined]
+        stats.sort_stats(sort).print_stats(limit)
+        body = buf.getvalue()
+        body = body[body.find("   ncalls") :] if "   ncalls" in body else body
+        return f"==== {title} ====\n{body}\n"
+
+    def stats_of(*profiles: cProfile.Profile) -> pstats.Stats:
+        st = pstats.Stats(profiles[0])
+        for p in profiles[1:]:
+            st.add(p)
+        return st.strip_dirs()
+
+    merged = stats_of(main, *threads)
+    header = (
+        f"cProfile of dd.run_due() draining {n:,} immediate executions of the 2-step sequence "
+        f"({el:.1f} s under the profiler, {n / el:,.0f}/s).\n"
+        f"Merged: the event-loop thread (run_job: conditions, render, deliver) and "
+        f"{len(threads)} asyncio.to_thread database thread(s) (claim_jobs, record_outcomes).\n"
+        "Cumulative times of the event loop include its waits on the database threads.\n\n"
+    )
+    text_out = header + dump(merged, "cumulative", "top 25 by cumulative time (merged)")
+    text_out += dump(stats_of(*threads), "cumulative", "database threads: top 25 cumulative")
+    text_out += dump(stats_of(main), "tottime", "event-loop thread: top 25 by own time")
+    text_out += dump(merged, "tottime", "top 25 by own time (merged)")
+    PROFILE_PATH.write_text(text_out)
+    return text_out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def verdict(ok: bool) -> str:
+    return "pass" if ok else "FAIL"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--database-url",
+        default=os.environ.get("DRIPDROP_BENCH_DATABASE_URL", DEFAULT_URL),
+    )
+    ap.add_argument("--quick", action="store_true", help="1M future rows in (c) instead of 5M")
+    ap.add_argument("--n", type=int, default=100_000, help="rows for (a) and (b)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--claims", type=int, default=200, help="claims per round in (c)")
+    ap.add_argument("--worker-concurrency", type=int, default=200)
+    ap.add_argument("--profile-n", type=int, default=20_000)
+    ap.add_argument("--future", type=int, default=0, help="override the big count of (c)")
+    ap.add_argument("--only", default="abcdep", help="parts to run, e.g. 'ab' (p = profile)")
+    args = ap.parse_args(argv)
+    big = args.future or (1_000_000 if args.quick else 5_000_000)
+    n, runs = args.n, args.runs
+
+    bench = Bench(args.database_url)
+    res: dict[str, Any] = {}
+    with bench.admin() as c:
+        version = c.execute("SHOW server_version").fetchone()[0]
+    say(
+        f"DripDrop dispatch benchmark — PostgreSQL {version}, {os.cpu_count()} CPUs, "
+        f"median of {runs} runs"
+    )
+    t_start = time.perf_counter()
+    try:
+        if "a" in args.only:
+            say(f"(a) enroll_many vs raw COPY, {n:,} subscribers")
+            res["a"] = bench_enroll(bench, n, runs)
+        if "b" in args.only:
+            say(
+                f"(b) end to end, {n:,} immediate executions (run_worker concurrency "
+                f"{args.worker_concurrency}, batch 100)"
+            )
+            res["b"] = bench_e2e(bench, n, runs, args.worker_concurrency)
+        if "c" in args.only:
+            say(f"(c) claim latency, 10k vs {big:,} future rows, {args.claims} claims per round")
+            res["c"] = bench_claim(bench, big, runs, args.claims)
+        if "d" in args.only:
+            say("(d) run_due drain of 20k due executions, 100k future rows vs none")
+            res["d"] = bench_drain(bench, 20_000, 100_000, runs)
+        if "e" in args.only:
+            say("(e) enroll -> delivered latency on an idle run_worker (poll 5 s), 30 samples")
+            res["e"] = bench_latency(bench, 30)
+        if "p" in args.only:
+            say(f"profiling run_due over {args.profile_n:,} executions -> {PROFILE_PATH}")
+            prof = profile_e2e(bench, args.profile_n)
+            say(prof[: prof.find("==== database threads")].rstrip())
+    finally:
+        bench.cleanup()
+
+    if "c" in res:
+        plan = res["c"]["plan"]  # printed after (d), which shows the join on a real table
+        say(f"(c) EXPLAIN of the claim with {big:,} future rows:")
+        for line in plan:
+            say("    " + line)
+        uses = [ln.strip() for ln in plan if "ix_step_executions_due" in ln]
+        seq = [ln.strip() for ln in plan if "Seq Scan on step_executions" in ln]
+        others = [ln.strip() for ln in plan if "Seq Scan" in ln and ln.strip() not in seq]
+        res["c"]["plan_ok"] = bool(uses) and not seq
+        say(f"    -> index line: {uses[0] if uses else 'NONE'}")
+        say(f"    -> Seq Scan on step_executions: {'YES' if seq else 'no'}")
+        if others:
+            say(
+                f"    -> also {'; '.join(others)} (enrollments holds 1 analysed row here; with"
+                " 20k enrollments, in (d), the join reads enrollments by "
+                f"{res.get('d', {}).get('enrollments_access', 'n/a (run d)')})"
+            )
+
+    rows: list[tuple[str, str, str, str, str, bool]] = []
+    if "a" in res:
+        a = res["a"]
+        rows.append(
+            (
+                "(a) enroll_many rows/s vs raw COPY",
+                f"{a['ours']:,.0f}",
+                f"{a['base']:,.0f}",
+                f"{a['ratio']:.2f}",
+                ">= 0.5",
+                a["ratio"] >= 0.5,
+            )
+        )
+    if "b" in res:
+        b = res["b"]
+        for face in ("due", "worker"):
+            name = "run_due" if face == "due" else "run_worker"
+            rows.append(
+                (
+                    f"(b) {name} exec/s vs bare SKIP LOCKED",
+                    f"{b[face]:,.0f}",
+                    f"{b['bare']:,.0f}",
+                    f"{b[face + '_bare']:.2f}",
+                    ">= 0.5",
+                    b[face + "_bare"] >= 0.5,
+                )
+            )
+            rows.append(
+                (
+                    f"(b) {name} exec/s vs pgqueuer 2x100",
+                    f"{b[face]:,.0f}",
+                    f"{b['pgq']:,.0f}",
+                    f"{b[face + '_pgq']:.2f}",
+                    ">= 0.9",
+                    b[face + "_pgq"] >= 0.9,
+                )
+            )
+    if "c" in res:
+        c = res["c"]
+        rows.append(
+            (
+                f"(c) claim ms, {big:,} vs 10k future",
+                f"{c['large']:.2f}",
+                f"{c['small']:.2f}",
+                f"{c['ratio']:.2f}",
+                "<= 1.2",
+                c["ratio"] <= 1.2,
+            )
+        )
+        rows.append(
+            (
+                "(c) claim plan: ix_step_executions_due, no Seq Scan",
+                "yes" if c["plan_ok"] else "no",
+                "",
+                "",
+                "index",
+                c["plan_ok"],
+            )
+        )
+    if "d" in res:
+        d = res["d"]
+        rows.append(
+            (
+                "(d) run_due/s with 100k future vs none",
+                f"{d['some']:,.0f}",
+                f"{d['none']:,.0f}",
+                f"{d['ratio']:.2f}",
+                ">= 0.9",
+                d["ratio"] >= 0.9,
+            )
+        )
+    if "e" in res:
+        e = res["e"]
+        rows.append(
+            (
+                "(e) enroll->delivered ms, idle worker",
+                f"{e['median']:.1f}",
+                "",
+                "",
+                "<= 50",
+                e["median"] <= 50,
+            )
+        )
+    if rows:
+        head = ("figure", "ours", "baseline", "ratio", "target", "result")
+        table = [head, *((r[0], r[1], r[2], r[3], r[4], verdict(r[5])) for r in rows)]
+        widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+        say(f"\nSummary (medians of {runs} runs; ratio = median of per-run ratios)")
+        for k, r in enumerate(table):
+            say(
+                "  ".join(
+                    cell.ljust(w) if i == 0 else cell.rjust(w)
+                    for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+                )
+            )
+            if k == 0:
+                say("  ".join("-" * w for w in widths))
+        if "e" in res:
+            e = res["e"]
+            say(
+                f"(e) p90 {e['p90']:.1f} ms, max {e['max']:.1f} ms; the enroll call itself "
+                f"{e['enroll']:.1f} ms"
+            )
+    say(f"total {time.perf_counter() - t_start:.0f} s")
+    return 0 if all(r[5] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
