@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dripdrop import DripDrop
 from dripdrop.testing import FakeClock, TestEnv
 
 
@@ -46,5 +47,5 @@ def env(database_url: str, clock: FakeClock) -> Iterator[TestEnv]:
 
 
 @pytest.fixture
-def dd(env: TestEnv):  # noqa: ANN201
+def dd(env: TestEnv) -> DripDrop:
     return env.dd
