@@ -57,6 +57,7 @@ class _Base:
         engine_options: dict[str, Any] | None = None,
         hook_timeout: float = 10.0,
         retry_base: float = 30.0,
+        durable_outcomes: bool = False,
     ) -> None:
         self._rt = Runtime(
             database_url,
@@ -68,6 +69,7 @@ class _Base:
             engine_options=engine_options,
             hook_timeout=hook_timeout,
             retry_base=retry_base,
+            durable_outcomes=durable_outcomes,
         )
 
     @property
@@ -328,8 +330,7 @@ def _public_signature(fn: Callable[..., Any]) -> inspect.Signature:
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     extra = []
     if "connection" not in sig.parameters:
-        extra.append(inspect.Parameter("connection", inspect.Parameter.KEYWORD_ONLY,
-                                       default=None))
+        extra.append(inspect.Parameter("connection", inspect.Parameter.KEYWORD_ONLY, default=None))
     var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
     params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
     return sig.replace(parameters=[self_param, *params, *extra, *var_kw])

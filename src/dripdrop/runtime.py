@@ -66,6 +66,7 @@ class Runtime:
         settings: Settings | None = None,
         hook_timeout: float = 10.0,
         retry_base: float = 30.0,
+        durable_outcomes: bool = False,
     ) -> None:
         self.settings = settings or Settings()
         self.schema = validate_schema_name(schema or self.settings.schema_name)
@@ -78,6 +79,9 @@ class Runtime:
         self.clock: Clock = clock or system_clock
         self.hook_timeout = hook_timeout  # seconds a Python hook may take
         self.retry_base = retry_base  # first retry after ~retry_base s, then doubling
+        # True: the worker's commits wait for the WAL flush (see worker.batch.record_outcomes).
+        self.durable_outcomes = durable_outcomes
+        self._worker_engine: Engine | None = None
         self._key_source = encryption_key or self.settings.encryption_key
         self._keyring: KeyRing | None = None
         private = (
@@ -129,6 +133,16 @@ class Runtime:
         )
         return key
 
+    @property
+    def worker_engine(self) -> Engine:
+        """The worker's own pool: no pre-ping round trip on every checkout (a broken connection
+        fails one batch, which the loop retries)."""
+        if self._worker_engine is None:
+            self._worker_engine = make_engine(
+                self.database_url, self.schema, pool_pre_ping=False, pool_size=4, max_overflow=8
+            )
+        return self._worker_engine
+
     def now(self) -> Any:
         from dripdrop.config import aware
 
@@ -136,3 +150,5 @@ class Runtime:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._worker_engine is not None:
+            self._worker_engine.dispose()

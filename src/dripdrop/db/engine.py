@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -29,6 +30,7 @@ def schema_options(schema: str) -> dict[str, Any]:
 def make_engine(url: str, schema: str, **kwargs: Any) -> Engine:
     """A sync engine whose unqualified tables resolve to ``schema``."""
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("json_deserializer", orjson.loads)  # jsonb columns parse on every claim
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
     engine = create_engine(normalize_url(url), **kwargs)
@@ -38,6 +40,7 @@ def make_engine(url: str, schema: str, **kwargs: Any) -> Engine:
 def make_async_engine(url: str, schema: str, **kwargs: Any) -> AsyncEngine:
     """The asyncio counterpart of :func:`make_engine`."""
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     engine = create_async_engine(normalize_url(url, is_async=True), **kwargs)
     return engine.execution_options(**schema_options(schema))
 

@@ -14,12 +14,22 @@ BUILTIN_NAMES = ("subscriber_id", "subscriber_type", "enrollment_id", "sequence_
 class HookValues:
     """Hook values for one execution: each hook is called at most once."""
 
-    def __init__(self, services: Any, version: VersionDef, enrollment: Any, base: dict[str, Any]):
+    def __init__(
+        self, services: Any, version: VersionDef, enrollment_row: Any, base: dict[str, Any]
+    ):
         self.services = services
         self.version = version
-        self.enrollment = enrollment
+        self._row = enrollment_row
+        self._record: Any = None
         self.base = base
         self.values: dict[str, Any] = {}
+
+    @property
+    def enrollment(self) -> Any:
+        """The Enrollment record handed to hooks (built only when a hook needs it)."""
+        if self._record is None:
+            self._record = self.services.enrollment_record(self._row)
+        return self._record
 
     def is_hook(self, name: str) -> bool:
         return name in self.version.http_hooks or (
@@ -49,6 +59,8 @@ class HookValues:
     async def fill(self, names: set[str]) -> None:
         """Fetch the hook values a template names (only those). A name the hook module
         declines is simply undefined in the template."""
+        if not names or (self.version.hook_module is None and not self.version.http_hooks):
+            return
         for name in sorted(names):
             if name not in self.base and self.is_hook(name):
                 try:

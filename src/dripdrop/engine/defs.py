@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -41,6 +42,21 @@ class StepDef:
     channel_adapter_id: uuid.UUID | None
     active: bool
     conditions: tuple[Any, ...] = ()
+
+    @cached_property
+    def message_config(self) -> dict[str, Any]:
+        """The config without engine settings: what gets rendered and sent."""
+        from dripdrop.engine.templating import ENGINE_KEYS
+
+        return {k: v for k, v in self.config.items() if k not in ENGINE_KEYS}
+
+    @cached_property
+    def template_names(self) -> frozenset[str]:
+        """Top-level variables the step's templates name (hooks are looked up among them)."""
+        from dripdrop.templates import referenced_names
+
+        engine = self.config.get("template_engine", "liquid")
+        return frozenset(referenced_names(self.message_config, engine))
 
 
 @dataclass(frozen=True)

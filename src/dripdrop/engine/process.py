@@ -166,7 +166,7 @@ async def run_job(job: Job, services: Any, now: datetime) -> Outcome:
             error_message=f"skipped: timed out waiting for event {ex.waiting_for!r}",
         )
     base = base_context(job.version, step, job.enrollment)
-    hooks = HookValues(services, job.version, services.enrollment_record(job.enrollment), base)
+    hooks = HookValues(services, job.version, job.enrollment, base)
     adapter_id: uuid.UUID | None = ex.adapter_id
     payload: Any = None
     recipient = None

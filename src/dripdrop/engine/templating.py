@@ -73,6 +73,11 @@ async def render_fields(
 ) -> dict[str, Any]:
     """The step's config rendered with the context (hook values fetched only when named)."""
     engine = step.config.get("template_engine", "liquid")
+    if step.template_type == "inline":  # the hot path: names and fields known per step
+        config = step.message_config
+        await hooks.fill(step.template_names - base.keys())
+        context = {**base, **hooks.values} if hooks.values else base
+        return render_config(config, context, engine, channel=step.channel)
     config = {k: v for k, v in step.config.items() if k not in ENGINE_KEYS}
     if step.template_type == "module":
         return {**config, **await _module_fields(step, hooks)}
@@ -82,6 +87,6 @@ async def render_fields(
             config.update(fetched)
         else:
             config[MAIN_FIELD.get(step.channel, "body")] = fetched
-    await hooks.fill(referenced_names(config, engine) - set(base))
+    await hooks.fill(referenced_names(config, engine) - base.keys())
     context = {**base, **hooks.values} if hooks.values else base
     return render_config(config, context, engine, channel=step.channel)

@@ -7,11 +7,11 @@ executions.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, text
 
 from dripdrop.engine.notify import wake_workers
@@ -38,6 +38,11 @@ _ENROLLMENT_FIELDS = (
     "data",
     "metadata",
 )
+
+
+def _dumps(value: Any) -> str:
+    """JSON for the batch parameter (hook values may hold dates, decimals…: shown as text)."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
@@ -69,6 +74,8 @@ def claim_jobs(
     now: datetime,
     lease_seconds: float,
     enrollment_id: uuid.UUID | None = None,
+    *,
+    async_commit: bool = True,
 ) -> list[Job]:
     """Claim up to ``limit`` due executions (SKIP LOCKED) and load their definitions.
     ``enrollment_id`` restricts the claim to one enrollment (simulations)."""
@@ -84,8 +91,9 @@ def claim_jobs(
         params["enrollment_id"] = enrollment_id
         sql = CLAIM_ENROLLMENT
     # A lost claim only means its lease is gone and the row is claimable again, so the claim
-    # need not wait for the WAL flush; outcomes (record_outcomes) stay durable.
-    conn.execute(_ASYNC_COMMIT)
+    # need not wait for the WAL flush.
+    if async_commit:
+        conn.execute(_ASYNC_COMMIT)
     rows = conn.execute(q(sql, rt.schema), params).all()
     if not rows:
         return []
@@ -133,12 +141,21 @@ def _outcome_row(o: Outcome) -> dict[str, Any]:
     }
 
 
-def record_outcomes(rt: Any, conn: Connection, outcomes: list[Outcome], now: datetime) -> set[Any]:
+def record_outcomes(
+    rt: Any, conn: Connection, outcomes: list[Outcome], now: datetime, *, async_commit: bool = True
+) -> set[Any]:
     """Write outcomes (only where this worker still holds the lease) and move enrollments on:
     schedule each next step, complete finished enrollments, stop halted ones. One statement.
-    Returns the ids of the executions whose outcome was written."""
+    Returns the ids of the executions whose outcome was written.
+
+    Unless ``rt.durable_outcomes``, the commit does not wait for the WAL flush: a database crash
+    may forget the last outcomes, and then those executions (their leases expired) run again
+    under the same idempotency key — at least once, never lost — while a batch costs one fsync
+    less."""
     if not outcomes:
         return set()
+    if async_commit and not rt.durable_outcomes:
+        conn.execute(_ASYNC_COMMIT)
     next_steps = {
         o.job.execution.id: o.job.version.step_after(o.job.execution.step_id)
         for o in outcomes
@@ -187,14 +204,35 @@ def record_outcomes(rt: Any, conn: Connection, outcomes: list[Outcome], now: dat
                 due_now = due_now or (plan.scheduled_for is not None and plan.scheduled_for <= now)
         rows.append(row)
     confirmed = {
-        r.id
-        for r in conn.execute(
-            q(FINISH, rt.schema), {"rows": json.dumps(rows, default=str), "now": now}
-        )
+        r.id for r in conn.execute(q(FINISH, rt.schema), {"rows": _dumps(rows), "now": now})
     }
     if due_now and confirmed:
         wake_workers(conn, rt.schema)
     return confirmed
+
+
+def finish_and_claim(
+    rt: Any,
+    conn: Connection,
+    outcomes: list[Outcome],
+    outcomes_now: datetime | None,
+    limit: int,
+    token: uuid.UUID,
+    now: datetime,
+    lease_seconds: float,
+    enrollment_id: uuid.UUID | None = None,
+) -> list[Job]:
+    """Record one batch's outcomes and claim the next batch in a single transaction (one commit
+    per batch instead of two)."""
+    durable = bool(outcomes) and rt.durable_outcomes
+    if not durable:
+        conn.execute(_ASYNC_COMMIT)
+    if outcomes:
+        assert outcomes_now is not None
+        record_outcomes(rt, conn, outcomes, outcomes_now, async_commit=False)
+    if limit <= 0:
+        return []
+    return claim_jobs(rt, conn, limit, token, now, lease_seconds, enrollment_id, async_commit=False)
 
 
 def release_jobs(rt: Any, conn: Connection, token: uuid.UUID, ids: list[Any]) -> None:
@@ -210,4 +248,4 @@ def next_due_at(rt: Any, conn: Connection) -> datetime | None:
     return next_due(conn, rt.schema)
 
 
-__all__ = ["claim_jobs", "next_due_at", "record_outcomes", "release_jobs"]
+__all__ = ["claim_jobs", "finish_and_claim", "next_due_at", "record_outcomes", "release_jobs"]

@@ -28,7 +28,7 @@ class ThreadDb:
         self.rt = rt
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        with self.rt.engine.begin() as conn:
+        with self.rt.worker_engine.begin() as conn:
             return fn(self.rt, conn, *args)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:

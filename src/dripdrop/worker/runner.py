@@ -16,6 +16,7 @@ from dripdrop.engine.process import Job, Outcome, run_job
 from dripdrop.records import RunSummary
 from dripdrop.worker.batch import (
     claim_jobs,
+    finish_and_claim,
     next_due_at,
     record_outcomes,
     release_jobs,
@@ -82,22 +83,43 @@ async def drain(
     semaphore = asyncio.Semaphore(concurrency)
     batches = 0
 
+    async def run_jobs(jobs: list[Job], now: datetime) -> list[Outcome]:
+        async def one(job: Job) -> Outcome:
+            async with semaphore:
+                return await run_job(job, services, now)
+
+        return list(await asyncio.gather(*(one(j) for j in jobs)))
+
     async def lane() -> int:
+        # Each round trip records the previous batch and claims the next one.
         nonlocal batches
         done = 0
-        while max_batches is None or batches < max_batches:
+        outcomes: list[Outcome] = []
+        outcomes_now: datetime | None = None
+        while True:
             now = rt.now()
-            token = uuid.uuid4()
-            jobs = await db.run(claim_jobs, batch_size, token, now, lease_seconds, enrollment_id)
-            if not jobs:
-                break
-            batches += 1
-            for o in await run_batch(rt, db, services, jobs, now, semaphore):
+            limit = batch_size if max_batches is None or batches < max_batches else 0
+            jobs = await db.run(
+                finish_and_claim,
+                outcomes,
+                outcomes_now,
+                limit,
+                uuid.uuid4(),
+                now,
+                lease_seconds,
+                enrollment_id,
+            )
+            for o in outcomes:
                 counts[o.kind] += 1
                 done += 1
+                if o.kind == "failed":
+                    log.warning("execution %s failed: %s", o.job.execution.id, o.error_message)
                 if on_outcome is not None:
                     on_outcome(o)
-        return done
+            if not jobs:
+                return done
+            batches += 1
+            outcomes, outcomes_now = await run_jobs(jobs, now), now
 
     # Repeat until a round claims nothing: a lane that stopped early may have missed work another
     # lane's batch made due.
