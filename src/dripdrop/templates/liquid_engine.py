@@ -39,7 +39,7 @@ class LiquidEngine:
         return CompiledTemplate(
             engine=self.name,
             source=source,
-            render=_renderer(template),
+            render=_renderer(template, source),
             names=frozenset(template.global_variables()),
         )
 
@@ -58,8 +58,71 @@ class _Globals(ReadOnlyChainMap):
         return True
 
 
-def _renderer(template: BoundTemplate) -> Any:
+# Templates made only of text and plain ``{{ name }}`` / ``{{ a.b }}`` outputs (the common
+# subject line) render by direct lookups — no filters, tags or whitespace control, and any value
+# that is not plain text, number, boolean or nothing falls back to the full Liquid render.
+_OUTPUT = re.compile(r"\{\{ *([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*) *\}\}")
+_FALLBACK = object()
+
+
+def _simple_parts(source: str) -> list[Any] | None:
+    parts: list[Any] = []
+    pos = 0
+    for match in _OUTPUT.finditer(source):
+        text = source[pos : match.start()]
+        if "{{" in text or "{%" in text:
+            return None
+        parts.append(text)
+        parts.append(tuple(match.group(1).split(".")))
+        pos = match.end()
+    tail = source[pos:]
+    if "{{" in tail or "{%" in tail:
+        return None
+    parts.append(tail)
+    return parts
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return _FALLBACK
+
+
+def _fast(parts: list[Any], context: Mapping[str, Any]) -> Any:
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value: Any = context.get(part[0]) if part[0] in context else None
+        for attr in part[1:]:
+            if isinstance(value, dict):
+                value = value.get(attr)
+            elif value is None or isinstance(value, str | int | float):
+                value = None  # Liquid: a missing attribute is undefined (renders empty)
+            else:
+                return _FALLBACK
+        text = _plain(value)
+        if text is _FALLBACK:
+            return _FALLBACK
+        out.append(text)
+    return "".join(out)
+
+
+def _renderer(template: BoundTemplate, source: str) -> Any:
+    parts = _simple_parts(source)
+
     def render(context: Mapping[str, Any]) -> str:
+        if parts is not None:
+            text = _fast(parts, context)
+            if text is not _FALLBACK:
+                return text  # type: ignore[no-any-return]
         # BoundTemplate.render(**ctx) would copy the mapping (calling every lazy value); a
         # RenderContext over the mapping itself only reads the names the template uses.
         scope = _Globals(context, template.matter, template.globals)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -41,28 +42,29 @@ _ENROLLMENT_FIELDS = (
 
 
 def _dumps(value: Any) -> str:
-    """JSON for the batch parameter (hook values may hold dates, decimals…: shown as text)."""
+    """JSON for the batch parameter. orjson writes UUIDs and aware datetimes natively; other
+    values (hook results may hold decimals…) are shown as text."""
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
-class Row(dict):  # type: ignore[type-arg]
-    """A mapping with attribute access (the enrollment part of a claimed row)."""
+class Row(SimpleNamespace):
+    """The enrollment part of a claimed row: plain attributes (read on every job), and a
+    ``_mapping`` like SQLAlchemy rows so records can be built from it."""
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return vars(self)
 
 
 def _enrollment(r: Any) -> Row:
-    row = Row({f: getattr(r, f) for f in _ENROLLMENT_FIELDS})
-    row["id"] = r.enrollment_id
-    row["state"] = r.enrollment_state
-    row["tenant_key"] = r.enrollment_tenant_key
+    m = r._mapping
+    row = Row(**{f: m[f] for f in _ENROLLMENT_FIELDS})
+    row.id = m["enrollment_id"]
+    row.state = m["enrollment_state"]
+    row.tenant_key = m["enrollment_tenant_key"]
     return row
 
 
@@ -123,20 +125,20 @@ def _iso(dt: datetime | None) -> str | None:
 
 def _outcome_row(o: Outcome) -> dict[str, Any]:
     return {
-        "id": str(o.job.execution.id),
-        "token": str(o.job.token),
+        "id": o.job.execution.id,
+        "token": o.job.token,
         "state": o.state,
-        "scheduled_for": _iso(o.scheduled_for),
-        "executed_at": _iso(o.executed_at),
-        "failed_at": _iso(o.failed_at),
+        "scheduled_for": o.scheduled_for,
+        "executed_at": o.executed_at,
+        "failed_at": o.failed_at,
         "retry_count": o.retry_count,
         "recipient": o.recipient,
         "payload": o.payload,
         "response": o.response,
         "error_message": o.error_message,
-        "adapter_id": str(o.adapter_id) if o.adapter_id else None,
+        "adapter_id": o.adapter_id,
         "held": o.held,
-        "enrollment_id": str(o.job.enrollment.id),
+        "enrollment_id": o.job.enrollment.id,
         "action": None,
     }
 
@@ -193,9 +195,9 @@ def record_outcomes(
                 next_id = uuid.uuid4()
                 row.update(
                     action="next",
-                    next_id=str(next_id),
-                    next_step_id=str(step.id),
-                    next_due=_iso(plan.scheduled_for),
+                    next_id=next_id,
+                    next_step_id=step.id,
+                    next_due=plan.scheduled_for,
                     next_waiting=plan.waiting_for,
                     next_channel=step.channel,
                     next_held=enrollment.state == "paused",
@@ -204,7 +206,11 @@ def record_outcomes(
                 due_now = due_now or (plan.scheduled_for is not None and plan.scheduled_for <= now)
         rows.append(row)
     confirmed = {
-        r.id for r in conn.execute(q(FINISH, rt.schema), {"rows": _dumps(rows), "now": now})
+        r.id
+        for r in conn.execute(
+            q(FINISH, rt.schema),
+            {"rows": _dumps(rows), "now": now, "ids": [o.job.execution.id for o in outcomes]},
+        )
     }
     if due_now and confirmed:
         wake_workers(conn, rt.schema)

@@ -62,9 +62,10 @@ ORDER BY scheduled_for LIMIT 1
 
 # One statement finishes a whole batch: outcomes are written where this worker still holds the
 # lease (a late worker's write is a no-op), and only for those the enrollments move on and the
-# next executions are inserted.
+# next executions are inserted. Each step passes its rows on through RETURNING, so no step joins
+# back to another (no per-batch quadratic join).
 FINISH = """
-WITH v AS (
+WITH v AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
         id uuid, token uuid, state text, scheduled_for timestamptz, executed_at timestamptz,
         failed_at timestamptz, retry_count int, recipient text, payload jsonb, response jsonb,
@@ -79,30 +80,30 @@ WITH v AS (
         error_message = v.error_message, adapter_id = v.adapter_id, held = v.held,
         lease_token = NULL, locked_by = NULL, locked_until = NULL, updated_at = :now
     FROM v
-    WHERE x.id = v.id AND x.lease_token = v.token
-    RETURNING x.id
+    WHERE x.id = ANY(CAST(:ids AS uuid[])) AND x.id = v.id AND x.lease_token = v.token
+    RETURNING v.*
 ), moved AS (
     UPDATE {s}.enrollments AS e
-    SET current_step_id = CASE WHEN v.action = 'next' THEN v.next_step_id
-                               WHEN v.action = 'complete' THEN NULL
+    SET current_step_id = CASE WHEN t.action = 'next' THEN t.next_step_id
+                               WHEN t.action = 'complete' THEN NULL
                                ELSE e.current_step_id END,
-        state = CASE v.action WHEN 'complete' THEN 'completed' WHEN 'halt' THEN 'cancelled'
+        state = CASE t.action WHEN 'complete' THEN 'completed' WHEN 'halt' THEN 'cancelled'
                 ELSE e.state END,
-        completed_at = CASE WHEN v.action = 'complete' THEN CAST(:now AS timestamptz)
+        completed_at = CASE WHEN t.action = 'complete' THEN CAST(:now AS timestamptz)
                        ELSE e.completed_at END,
-        cancelled_at = CASE WHEN v.action = 'halt' THEN CAST(:now AS timestamptz)
+        cancelled_at = CASE WHEN t.action = 'halt' THEN CAST(:now AS timestamptz)
                        ELSE e.cancelled_at END,
         updated_at = :now
-    FROM v JOIN done ON done.id = v.id
-    WHERE e.id = v.enrollment_id AND v.action IS NOT NULL AND e.state IN ('active', 'paused')
-    RETURNING e.id
+    FROM done AS t
+    WHERE e.id = t.enrollment_id AND t.action IS NOT NULL AND e.state IN ('active', 'paused')
+    RETURNING t.*
 ), inserted AS (
     INSERT INTO {s}.step_executions (id, enrollment_id, step_id, state, scheduled_for,
         waiting_for, channel, idempotency_key, held, tenant_key)
-    SELECT v.next_id, v.enrollment_id, v.next_step_id, 'scheduled', v.next_due, v.next_waiting,
-           v.next_channel, v.next_id::text, v.next_held, v.tenant_key
-    FROM v JOIN done ON done.id = v.id JOIN moved ON moved.id = v.enrollment_id
-    WHERE v.action = 'next'
+    SELECT t.next_id, t.enrollment_id, t.next_step_id, 'scheduled', t.next_due, t.next_waiting,
+           t.next_channel, t.next_id::text, t.next_held, t.tenant_key
+    FROM moved AS t
+    WHERE t.action = 'next'
     RETURNING id
 )
 SELECT id FROM done
