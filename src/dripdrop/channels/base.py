@@ -110,5 +110,8 @@ class ProviderSpec:
     description: str = ""
     secret_fields: tuple[str, ...] = ()
     extra: str | None = None
+    # Sends without network or disk waits (memory, console): the worker runs such deliveries
+    # inline instead of one Task each.
+    in_process: bool = False
 
     HTTP: ClassVar[bool] = False

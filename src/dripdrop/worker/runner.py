@@ -21,6 +21,7 @@ from dripdrop.worker.batch import (
     record_outcomes,
     release_jobs,
 )
+from dripdrop.worker.eager import run_batch_jobs
 
 log = logging.getLogger("dripdrop.worker")
 
@@ -53,7 +54,7 @@ async def run_batch(
         async with semaphore:
             return await run_job(job, services, now)
 
-    outcomes = list(await asyncio.gather(*(one(j) for j in jobs)))
+    outcomes = await run_batch_jobs(jobs, one)
     await db.run(record_outcomes, outcomes, now)
     for o in outcomes:
         if o.kind == "failed":
@@ -88,7 +89,7 @@ async def drain(
             async with semaphore:
                 return await run_job(job, services, now)
 
-        return list(await asyncio.gather(*(one(j) for j in jobs)))
+        return await run_batch_jobs(jobs, one)
 
     async def lane() -> int:
         # Each round trip records the previous batch and claims the next one.

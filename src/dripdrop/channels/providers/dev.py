@@ -132,6 +132,7 @@ for _channel in CHANNELS:
             _DevConfig,
             MemoryProvider,
             "Keeps deliveries in process (tests)",
+            in_process=True,
         )
     )
     register(
@@ -142,5 +143,6 @@ for _channel in CHANNELS:
             _DevConfig,
             ConsoleProvider,
             "Prints deliveries (development)",
+            in_process=True,
         )
     )
