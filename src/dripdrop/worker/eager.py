@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from dripdrop.channels.registry import get_spec
 from dripdrop.engine.process import Job
 from dripdrop.engine.routing import candidates
+from dripdrop.errors import DripDropError
 
 T = TypeVar("T")
 
@@ -31,7 +32,10 @@ def runs_in_process(job: Job) -> bool:
         return True  # fails at once: no adapter
     for adapter_id, _ in options:
         adapter = job.adapters.by_id[adapter_id]
-        if not get_spec(adapter.channel, adapter.provider).in_process:
+        try:
+            if not get_spec(adapter.channel, adapter.provider).in_process:
+                return False
+        except DripDropError:  # an unknown provider fails in run_job, with its message
             return False
     return True
 
