@@ -53,20 +53,21 @@ def test_every_channel_has_a_documented_example() -> None:
         assert re.search(rf"^### {channel} — ", text, re.M), f"no example for {channel}"
 
 
-def _examples() -> list[str]:
-    text = PROVIDERS_DOC.read_text()
-    examples = text[text.index("## Examples") :]
+def _examples(path) -> list[str]:
+    text = path.read_text()
+    examples = text[text.index("Examples, one per channel") :]
     return re.findall(r"```python\n(.*?)```", examples, re.S)
 
 
-def test_documented_examples_create_valid_adapters_and_steps(dd) -> None:
-    blocks = _examples()
+@pytest.mark.parametrize("path", [PROVIDERS_DOC, DOCUMENTS[0]], ids=lambda p: p.name)
+def test_documented_examples_create_valid_adapters_and_steps(dd, path) -> None:
+    blocks = _examples(path)
     assert len(blocks) >= len(CHANNELS)
     seq = dd.create_sequence(name="Docs", key="docs")
     version = dd.create_sequence_version(seq.id, active=True)
     namespace = {"dd": dd, "version": version, "seq": seq}
     for code in blocks:
-        exec(compile(code, str(PROVIDERS_DOC), "exec"), namespace)
+        exec(compile(code, str(path), "exec"), namespace)
     adapters = {(a.channel, a.provider) for a in dd.list_channel_adapters()}
     steps = {s.channel for s in dd.list_steps(version.id)}
     assert {c for c, _ in adapters} == set(CHANNELS)
