@@ -197,3 +197,7 @@ def main() -> None:
             console.print(f"[red]error:[/red] {exc}")
             sys.exit(1)
         raise
+
+
+if __name__ == "__main__":
+    main()
