@@ -69,7 +69,9 @@ class Runtime:
         durable_outcomes: bool = False,
     ) -> None:
         self.settings = settings or Settings()
-        self.schema = validate_schema_name(schema or self.settings.schema_name)
+        self.schema = validate_schema_name(
+            schema if schema is not None else self.settings.schema_name
+        )
         self.embedded = False
         url = database_url or self.settings.database_url
         if not url:

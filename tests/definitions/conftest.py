@@ -13,5 +13,9 @@ def version(dd):
 
 @pytest.fixture
 def step(dd, version):
-    return dd.create_step(version.id, name="Welcome", channel="email",
-                          config={"subject": "Hi {{ name }}", "body": "Welcome"})
+    return dd.create_step(
+        version.id,
+        name="Welcome",
+        channel="email",
+        config={"subject": "Hi {{ name }}", "body": "Welcome"},
+    )

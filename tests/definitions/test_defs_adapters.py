@@ -13,9 +13,14 @@ HOOK_TOKEN = "tok-9f8e7d6c5b4a39281706"
 
 
 def mailgun(dd, name: str = "Mailgun", **kw):
-    return dd.create_channel_adapter(name=name, channel="email", provider="mailgun",
-                                     credentials={"api_key": MAILGUN_KEY},
-                                     config={"domain": "mg.example.com"}, **kw)
+    return dd.create_channel_adapter(
+        name=name,
+        channel="email",
+        provider="mailgun",
+        credentials={"api_key": MAILGUN_KEY},
+        config={"domain": "mg.example.com"},
+        **kw,
+    )
 
 
 def raw_credentials(env, adapter_id) -> bytes | None:
@@ -38,10 +43,18 @@ def test_first_adapter_of_a_channel_becomes_default(dd) -> None:
 
 
 def test_first_adapter_is_not_default_when_told_so_or_inactive(dd) -> None:
-    assert dd.create_channel_adapter(name="A", channel="email", provider="memory",
-                                     is_default=False).is_default is False
-    assert dd.create_channel_adapter(name="B", channel="email", provider="memory",
-                                     active=False).is_default is False
+    assert (
+        dd.create_channel_adapter(
+            name="A", channel="email", provider="memory", is_default=False
+        ).is_default
+        is False
+    )
+    assert (
+        dd.create_channel_adapter(
+            name="B", channel="email", provider="memory", active=False
+        ).is_default
+        is False
+    )
     assert dd.get_default_adapter("email") is None
 
 
@@ -79,8 +92,9 @@ def test_deactivated_default_is_no_longer_returned(dd) -> None:
 
 def test_update_adapter_config_and_credentials(dd) -> None:
     adapter = mailgun(dd)
-    renamed = dd.update_channel_adapter(adapter.id, name="Renamed",
-                                        config={"domain": "mg2.example.com"})
+    renamed = dd.update_channel_adapter(
+        adapter.id, name="Renamed", config={"domain": "mg2.example.com"}
+    )
     assert renamed.name == "Renamed"
     assert renamed.config["domain"] == "mg2.example.com"
     assert renamed.credentials.reveal() == {"api_key": MAILGUN_KEY}  # kept
@@ -114,8 +128,12 @@ def test_adapters_without_credentials_store_none(env) -> None:
 def test_credentials_moved_to_another_row_do_not_decrypt(env) -> None:
     source = mailgun(env.dd)
     target = env.dd.create_channel_adapter(
-        name="Other", channel="email", provider="mailgun",
-        credentials={"api_key": "key-other"}, config={"domain": "mg.example.com"})
+        name="Other",
+        channel="email",
+        provider="mailgun",
+        credentials={"api_key": "key-other"},
+        config={"domain": "mg.example.com"},
+    )
     with env.dd.runtime.engine.begin() as conn:
         conn.execute(
             text(f'UPDATE "{env.schema}".channel_adapters SET credentials = :blob WHERE id = :id'),
@@ -129,10 +147,21 @@ def test_credentials_moved_to_another_row_do_not_decrypt(env) -> None:
 def test_reprs_never_show_credentials_or_hook_auth(dd) -> None:
     adapter = mailgun(dd)
     seq = dd.create_sequence(name="S", key="s")
-    hook = dd.create_http_hook(seq.id, name="Score", key="score", url="https://example.com",
-                               auth_type="bearer", auth_config={"token": HOOK_TOKEN})
-    for shown in (repr(adapter), str(adapter), repr(dd.get_channel_adapter(adapter.id)),
-                  repr(dd.list_channel_adapters()), repr(dd.get_default_adapter("email"))):
+    hook = dd.create_http_hook(
+        seq.id,
+        name="Score",
+        key="score",
+        url="https://example.com",
+        auth_type="bearer",
+        auth_config={"token": HOOK_TOKEN},
+    )
+    for shown in (
+        repr(adapter),
+        str(adapter),
+        repr(dd.get_channel_adapter(adapter.id)),
+        repr(dd.list_channel_adapters()),
+        repr(dd.get_default_adapter("email")),
+    ):
         assert MAILGUN_KEY not in shown
         assert "mailgun" in shown  # the record itself is shown
     for shown in (repr(hook), str(hook), repr(dd.get_http_hook(hook.id))):

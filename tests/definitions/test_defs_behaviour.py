@@ -29,13 +29,15 @@ def test_position_appends_and_list_steps_follows_position(dd, version) -> None:
 
 def test_timing_defaults_to_immediate(dd, version) -> None:
     assert dd.create_step(version.id, name="Now", channel="email").timing == {"type": "immediate"}
-    assert dd.create_step(version.id, name="Also now", channel="email",
-                          timing={}).timing == {"type": "immediate"}
+    assert dd.create_step(version.id, name="Also now", channel="email", timing={}).timing == {
+        "type": "immediate"
+    }
 
 
 def test_human_delay_phrase_becomes_a_delay(dd, version) -> None:
-    step = dd.create_step(version.id, name="Later", channel="email",
-                          timing={"human_expression": "in 3 days"})
+    step = dd.create_step(
+        version.id, name="Later", channel="email", timing={"human_expression": "in 3 days"}
+    )
     assert step.timing["type"] == "delay"
     assert (step.timing["delay_amount"], step.timing["delay_unit"]) == (3, "days")
     assert step.timing["relative_to"] == "enrollment_start"
@@ -43,8 +45,9 @@ def test_human_delay_phrase_becomes_a_delay(dd, version) -> None:
 
 
 def test_condition_with_only_http_hook_id_is_a_hook_condition(dd, version, step) -> None:
-    hook = dd.create_http_hook(version.sequence_id, name="Score", key="score",
-                               url="https://example.com/score")
+    hook = dd.create_http_hook(
+        version.sequence_id, name="Score", key="score", url="https://example.com/score"
+    )
     cond = dd.create_condition(step.id, http_hook_id=hook.id)
     assert cond.condition_type == "hook"
     assert cond.http_hook_id == hook.id
@@ -54,12 +57,19 @@ def test_condition_with_only_http_hook_id_is_a_hook_condition(dd, version, step)
 
 
 def test_condition_expected_values_are_stored_as_text(dd, step) -> None:
-    assert dd.create_condition(step.id, field_path="n", operator="gt",
-                               expected_value=5).expected_value == "5"
-    assert dd.create_condition(step.id, field_path="ok",
-                               expected_value=True).expected_value == "true"
-    assert dd.create_condition(step.id, field_path="plan", operator="in",
-                               expected_value=["a", "b"]).expected_value == '["a", "b"]'
+    assert (
+        dd.create_condition(step.id, field_path="n", operator="gt", expected_value=5).expected_value
+        == "5"
+    )
+    assert (
+        dd.create_condition(step.id, field_path="ok", expected_value=True).expected_value == "true"
+    )
+    assert (
+        dd.create_condition(
+            step.id, field_path="plan", operator="in", expected_value=["a", "b"]
+        ).expected_value
+        == '["a", "b"]'
+    )
 
 
 def test_new_version_defaults_to_next_number_and_is_a_draft(dd) -> None:
@@ -97,8 +107,9 @@ def test_activation_is_per_sequence(dd) -> None:
 
 def test_update_sequence(dd) -> None:
     seq = dd.create_sequence(name="Old", key="s")
-    updated = dd.update_sequence(seq.id, name="New", description="d", active=False,
-                                 metadata={"team": "growth"})
+    updated = dd.update_sequence(
+        seq.id, name="New", description="d", active=False, metadata={"team": "growth"}
+    )
     assert (updated.name, updated.description, updated.active) == ("New", "d", False)
     assert updated.metadata == {"team": "growth"}
     assert dd.get_sequence("s").name == "New"
@@ -238,16 +249,23 @@ def test_records_are_frozen(dd, version, step) -> None:
     adapter = dd.create_channel_adapter(name="Mem", channel="email", provider="memory")
     hook = dd.create_http_hook(seq.id, name="H", key="h", url="https://example.com")
     cond = dd.create_condition(step.id, field_path="a", expected_value="1")
-    for record, field in [(seq, "name"), (version, "active"), (step, "channel"),
-                          (cond, "operator"), (adapter, "is_default"), (hook, "url")]:
+    for record, field in [
+        (seq, "name"),
+        (version, "active"),
+        (step, "channel"),
+        (cond, "operator"),
+        (adapter, "is_default"),
+        (hook, "url"),
+    ]:
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(record, field, "changed")
     assert dd.get_sequence("onboarding").name == "Onboarding"
 
 
 def test_sequence_version_update(dd, version) -> None:
-    renamed = dd.update_sequence_version(version.id, name="Spring",
-                                         config={"exit_events": ["unsubscribed"]})
+    renamed = dd.update_sequence_version(
+        version.id, name="Spring", config={"exit_events": ["unsubscribed"]}
+    )
     assert renamed.name == "Spring"
     assert renamed.config == {"exit_events": ["unsubscribed"]}
     errors = errors_of(lambda: dd.update_sequence_version(version.id, config={"exit_events": [1]}))

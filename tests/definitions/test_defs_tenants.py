@@ -18,8 +18,9 @@ def test_same_sequence_key_in_two_tenants_and_global(dd) -> None:
     assert [s.id for s in dd.list_sequences()] == [glob.id]
     assert [s.id for s in dd.list_sequences(tenant_key="a")] == [a.id]
     assert [s.id for s in dd.list_sequences(tenant_key="b")] == [b.id]
-    assert set(errors_of(lambda: dd.create_sequence(name="Again", key="onboarding",
-                                                    tenant_key="a"))) == {"key"}
+    assert set(
+        errors_of(lambda: dd.create_sequence(name="Again", key="onboarding", tenant_key="a"))
+    ) == {"key"}
 
 
 def test_a_tenant_does_not_find_another_tenants_sequence(dd) -> None:
@@ -44,8 +45,9 @@ def test_default_adapters_are_per_tenant(dd) -> None:
     a = dd.create_channel_adapter(name="A", channel="email", provider="memory", tenant_key="a")
     b = dd.create_channel_adapter(name="B", channel="email", provider="memory", tenant_key="b")
     assert glob.is_default and a.is_default and b.is_default
-    a2 = dd.create_channel_adapter(name="A2", channel="email", provider="console",
-                                   tenant_key="a", is_default=True)
+    a2 = dd.create_channel_adapter(
+        name="A2", channel="email", provider="console", tenant_key="a", is_default=True
+    )
     assert dd.get_default_adapter("email").id == glob.id
     assert dd.get_default_adapter("email", tenant_key="a").id == a2.id
     assert dd.get_default_adapter("email", tenant_key="b").id == b.id
@@ -57,5 +59,10 @@ def test_default_adapters_are_per_tenant(dd) -> None:
 def test_adapter_names_are_unique_per_tenant(dd) -> None:
     dd.create_channel_adapter(name="Mem", channel="email", provider="memory")
     dd.create_channel_adapter(name="Mem", channel="email", provider="memory", tenant_key="a")
-    assert set(errors_of(lambda: dd.create_channel_adapter(
-        name="Mem", channel="sms", provider="memory", tenant_key="a"))) == {"name"}
+    assert set(
+        errors_of(
+            lambda: dd.create_channel_adapter(
+                name="Mem", channel="sms", provider="memory", tenant_key="a"
+            )
+        )
+    ) == {"name"}

@@ -92,7 +92,9 @@ class Provider(Protocol):
 class Fields(BaseModel):
     """Base for credential and config declarations: unknown keys are kept, types are checked."""
 
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+    # An empty string is never a usable credential or setting: "api_key": "" is reported as
+    # missing rather than failing at the first delivery.
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True, str_min_length=1)
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,10 @@ def create_channel_adapter(
             active
             and conn.execute(
                 select(A.c.id).where(
-                    A.c.channel == channel, A.c.is_default, tenant_clause(A, tenant_key)
+                    A.c.channel == channel,
+                    A.c.is_default,
+                    A.c.active,  # an inactive default does not count: this one takes over
+                    tenant_clause(A, tenant_key),
                 )
             ).first()
             is None

@@ -24,6 +24,7 @@ V = m.SequenceVersion.__table__
 CONDITION_TYPES = ("enrollment_data", "hook", "event", "time_window")
 OPERATORS = ("eq", "neq", "gt", "lt", "gte", "lte", "in", "not_in", "contains", "exists")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -51,7 +52,11 @@ def _check_time_window(config: Any, errors: dict[str, list[str]]) -> None:
         except (ZoneInfoNotFoundError, ValueError):
             errors["config.timezone"] = [f"unknown IANA timezone {tz!r}"]
     days = config.get("days", list(DAYS))
-    if not isinstance(days, list) or not days or any(str(d).lower()[:3] not in DAYS for d in days):
+    if (
+        not isinstance(days, list)
+        or not days
+        or any(str(d).lower() not in DAYS and str(d).lower() not in FULL_DAYS for d in days)
+    ):
         errors["config.days"] = [f"must be a non-empty list of {', '.join(DAYS)}"]
     for key in ("start", "end"):
         if not isinstance(config.get(key), str) or not _HHMM.match(config[key]):

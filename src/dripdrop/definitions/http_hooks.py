@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from dripdrop.db import models as m
-from dripdrop.definitions.common import check_key, get_row, raise_if, require_text, touch
+from dripdrop.definitions.common import as_uuid, check_key, get_row, raise_if, require_text, touch
 from dripdrop.definitions.secrets import seal, unseal
 from dripdrop.errors import ValidationError
 from dripdrop.records import HttpHook, from_row
@@ -201,5 +201,7 @@ def get_http_hook(rt: Runtime, conn: Connection, hook_id: Any) -> HttpHook:
 
 def list_http_hooks(rt: Runtime, conn: Connection, sequence_id: Any) -> list[HttpHook]:
     """The HTTP hooks of a sequence, by key."""
-    rows = conn.execute(select(H).where(H.c.sequence_id == sequence_id).order_by(H.c.key))
+    rows = conn.execute(
+        select(H).where(H.c.sequence_id == as_uuid(sequence_id, "sequence_id")).order_by(H.c.key)
+    )
     return [hook_record(rt, r) for r in rows]
