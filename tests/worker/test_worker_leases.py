@@ -102,3 +102,44 @@ def test_drain_claims_with_the_given_lease(dd) -> None:
 
     left = asyncio.run(run_and_look())
     assert len(left) == 2 and all(5 < float(x) <= 7 for x in left), left
+
+
+def test_an_execution_cancelled_while_in_flight_does_not_move_a_restarted_enrollment(env):
+    """Restarting an enrollment cancels its scheduled work; a delivery already in flight is
+    logged as sent when it finishes, but must not schedule the next step of the old run."""
+    import uuid
+
+    from dripdrop.engine.process import run_job
+    from dripdrop.worker.batch import claim_jobs, record_outcomes
+    from dripdrop.worker.services import Services
+
+    dd, rt = env.dd, env.dd.runtime
+    dd.create_channel_adapter(name="mem", channel="email", provider="memory")
+    seq = dd.create_sequence(name="R", key="r")
+    v = dd.create_sequence_version(seq.id, active=True)
+    dd.create_step(v.id, name="a", channel="email", config={"subject": "a", "body": "b"})
+    dd.create_step(v.id, name="b", channel="email", config={"subject": "b", "body": "b"})
+    e = dd.enroll("r", {"type": "User", "id": 1}, data={"email": "a@x.io"})
+    now = rt.now()
+    with rt.engine.begin() as conn:
+        jobs = claim_jobs(rt, conn, 10, uuid.uuid4(), now, 60)
+    assert len(jobs) == 1
+    dd.enroll("r", {"type": "User", "id": 1}, data={"email": "a@x.io"}, on_conflict="restart")
+
+    async def run():
+        services = Services(rt, None)
+        try:
+            return [await run_job(j, services, now) for j in jobs]
+        finally:
+            await services.aclose()
+
+    import asyncio
+
+    outcomes = asyncio.run(run())
+    with rt.engine.begin() as conn:
+        confirmed = record_outcomes(rt, conn, outcomes, now)
+    assert confirmed == {jobs[0].execution.id}
+    states = [(x.step_id == jobs[0].execution.step_id, x.state) for x in dd.list_executions(e.id)]
+    # the old first step: sent (truthful log); the restarted run's first step: scheduled;
+    # and no second step scheduled by the old run.
+    assert sorted(states) == [(True, "scheduled"), (True, "sent")]

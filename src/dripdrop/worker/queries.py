@@ -81,9 +81,9 @@ WITH v AS MATERIALIZED (
         recipient = v.recipient, payload = v.payload, response = v.response,
         error_message = v.error_message, adapter_id = v.adapter_id, held = v.held,
         lease_token = NULL, locked_by = NULL, locked_until = NULL, updated_at = :now
-    FROM v
+    FROM v JOIN {s}.step_executions AS old ON old.id = v.id
     WHERE x.id = ANY(CAST(:ids AS uuid[])) AND x.id = v.id AND x.lease_token = v.token
-    RETURNING v.*
+    RETURNING v.*, old.state AS previous_state
 ), moved AS (
     UPDATE {s}.enrollments AS e
     SET current_step_id = CASE WHEN t.action = 'next' THEN t.next_step_id
@@ -97,7 +97,10 @@ WITH v AS MATERIALIZED (
                        ELSE e.cancelled_at END,
         updated_at = :now
     FROM done AS t
-    WHERE e.id = t.enrollment_id AND t.action IS NOT NULL AND e.state IN ('active', 'paused')
+    -- An execution cancelled while it was being sent (unenroll, restart, exit) is still logged
+    -- with what really happened, but it no longer moves its enrollment.
+    WHERE e.id = t.enrollment_id AND t.action IS NOT NULL AND t.previous_state = 'scheduled'
+      AND e.state IN ('active', 'paused')
     RETURNING t.*
 ), inserted AS (
     INSERT INTO {s}.step_executions (id, enrollment_id, step_id, state, scheduled_for,
