@@ -143,3 +143,38 @@ def test_an_execution_cancelled_while_in_flight_does_not_move_a_restarted_enroll
     # the old first step: sent (truthful log); the restarted run's first step: scheduled;
     # and no second step scheduled by the old run.
     assert sorted(states) == [(True, "scheduled"), (True, "sent")]
+
+
+def test_pausing_while_a_step_is_in_flight_holds_the_next_step(env):
+    import asyncio
+    import uuid
+
+    from dripdrop.engine.process import run_job
+    from dripdrop.worker.batch import claim_jobs, record_outcomes
+    from dripdrop.worker.services import Services
+
+    dd, rt = env.dd, env.dd.runtime
+    dd.create_channel_adapter(name="mem", channel="email", provider="memory")
+    seq = dd.create_sequence(name="P", key="p")
+    v = dd.create_sequence_version(seq.id, active=True)
+    dd.create_step(v.id, name="a", channel="email", config={"subject": "a", "body": "b"})
+    dd.create_step(v.id, name="b", channel="email", config={"subject": "b", "body": "b"})
+    e = dd.enroll("p", {"type": "User", "id": 1}, data={"email": "a@x.io"})
+    now = rt.now()
+    with rt.engine.begin() as conn:
+        jobs = claim_jobs(rt, conn, 10, uuid.uuid4(), now, 60)
+    dd.pause_enrollment(e.id)
+
+    async def run():
+        services = Services(rt, None)
+        try:
+            return [await run_job(j, services, now) for j in jobs]
+        finally:
+            await services.aclose()
+
+    outcomes = asyncio.run(run())
+    with rt.engine.begin() as conn:
+        record_outcomes(rt, conn, outcomes, now)
+    assert dd.run_due().sent == 0  # step b waits: the enrollment is paused
+    dd.resume_enrollment(e.id)
+    assert dd.run_due().sent == 1

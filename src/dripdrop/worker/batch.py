@@ -221,7 +221,6 @@ def record_outcomes(
                     next_due=plan.scheduled_for,
                     next_waiting=plan.waiting_for,
                     next_channel=step.channel,
-                    next_held=enrollment.state == "paused",
                     tenant_key=enrollment.tenant_key,
                 )
                 due_now = due_now or (plan.scheduled_for is not None and plan.scheduled_for <= now)

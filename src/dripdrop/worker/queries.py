@@ -73,7 +73,7 @@ WITH v AS MATERIALIZED (
         failed_at timestamptz, retry_count int, recipient text, payload jsonb, response jsonb,
         error_message text, adapter_id uuid, held boolean, enrollment_id uuid, action text,
         next_id uuid, next_step_id uuid, next_due timestamptz, next_waiting text,
-        next_channel text, next_held boolean, tenant_key text)
+        next_channel text, tenant_key text)
 ), done AS (
     UPDATE {s}.step_executions AS x
     SET state = v.state, scheduled_for = COALESCE(v.scheduled_for, x.scheduled_for),
@@ -101,12 +101,12 @@ WITH v AS MATERIALIZED (
     -- with what really happened, but it no longer moves its enrollment.
     WHERE e.id = t.enrollment_id AND t.action IS NOT NULL AND t.previous_state = 'scheduled'
       AND e.state IN ('active', 'paused')
-    RETURNING t.*
+    RETURNING t.*, e.state AS enrollment_state
 ), inserted AS (
     INSERT INTO {s}.step_executions (id, enrollment_id, step_id, state, scheduled_for,
         waiting_for, channel, idempotency_key, held, tenant_key)
     SELECT t.next_id, t.enrollment_id, t.next_step_id, 'scheduled', t.next_due, t.next_waiting,
-           t.next_channel, t.next_id::text, t.next_held, t.tenant_key
+           t.next_channel, t.next_id::text, t.enrollment_state = 'paused', t.tenant_key
     FROM moved AS t
     WHERE t.action = 'next'
     RETURNING id
