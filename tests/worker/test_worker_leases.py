@@ -175,6 +175,17 @@ def test_pausing_while_a_step_is_in_flight_holds_the_next_step(env):
     outcomes = asyncio.run(run())
     with rt.engine.begin() as conn:
         record_outcomes(rt, conn, outcomes, now)
-    assert dd.run_due().sent == 0  # step b waits: the enrollment is paused
+    from sqlalchemy import text
+
+    with rt.engine.begin() as conn:
+        held = (
+            conn.execute(
+                text(f"SELECT held FROM \"{env.schema}\".step_executions WHERE state = 'scheduled'")
+            )
+            .scalars()
+            .all()
+        )
+    assert held == [True]  # step b is out of the due index until resumed
+    assert dd.run_due().sent == 0
     dd.resume_enrollment(e.id)
     assert dd.run_due().sent == 1
