@@ -185,6 +185,16 @@ class DefinitionCache:
         self._versions: dict[uuid.UUID, tuple[float, VersionDef]] = {}
         self._adapters: dict[str | None, tuple[float, AdapterSet]] = {}
 
+    def fresh_version(self, version_id: uuid.UUID) -> VersionDef | None:
+        """The cached version if still fresh (no database access)."""
+        hit = self._versions.get(version_id)
+        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl else None
+
+    def fresh_adapters(self, tenant_key: str | None) -> AdapterSet | None:
+        """The cached adapters of a tenant if still fresh (no database access)."""
+        hit = self._adapters.get(tenant_key)
+        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl else None
+
     def version(self, conn: Connection, version_id: uuid.UUID) -> VersionDef:
         hit = self._versions.get(version_id)
         now = time.monotonic()

@@ -84,6 +84,82 @@ def _enrollment(r: Any) -> Row:
     return row
 
 
+def claim_params(
+    rt: Any,
+    limit: int,
+    token: uuid.UUID,
+    now: datetime,
+    lease_seconds: float,
+    enrollment_id: uuid.UUID | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The claim query (CLAIM, or CLAIM_ENROLLMENT for one enrollment) and its parameters."""
+    params = {
+        "now": now,
+        "limit": limit,
+        "token": token,
+        "worker": rt.worker_id,
+        "lease": lease_seconds,
+    }
+    if enrollment_id is None:
+        return CLAIM, params
+    params["enrollment_id"] = enrollment_id
+    return CLAIM_ENROLLMENT, params
+
+
+def jobs_from_rows(
+    rt: Any, conn: Connection | None, rows: list[Any], token: uuid.UUID
+) -> list[Job]:
+    """Jobs for claimed rows, with their (cached) definitions. Without ``conn`` a cache miss
+    reads through the runtime's engine."""
+    opened: Connection | None = None
+
+    def db() -> Connection:
+        nonlocal opened
+        if conn is not None:
+            return conn
+        if opened is None:
+            opened = rt.engine.connect()
+        return opened
+
+    defs = rt.defs
+    versions: dict[Any, Any] = {}
+    adapter_sets: dict[Any, Any] = {}
+    jobs: list[Job] = []
+    try:
+        for r in rows:
+            enrollment = _enrollment(r)
+            vid = enrollment.sequence_version_id
+            version = versions.get(vid)
+            if version is None:
+                version = defs.fresh_version(vid) or defs.version(db(), vid)
+                versions[vid] = version
+            adapters = adapter_sets.get(version.tenant_key)
+            if adapters is None:
+                adapters = defs.fresh_adapters(version.tenant_key) or defs.adapters(
+                    rt, db(), version.tenant_key
+                )
+                adapter_sets[version.tenant_key] = adapters
+            jobs.append(Job(r, token, enrollment, version, version.step(r.step_id), adapters))
+    finally:
+        if opened is not None:
+            opened.close()
+    return jobs
+
+
+def jobs_needing_event_counts(jobs: list[Job]) -> list[Job]:
+    return [
+        j for j in jobs if j.step and any(c.condition_type == "event" for c in j.step.conditions)
+    ]
+
+
+def apply_event_counts(jobs: list[Job], rows: Any) -> None:
+    counts: dict[Any, dict[str, int]] = {}
+    for c in rows:
+        counts.setdefault(c.enrollment_id, {})[c.event_key] = c.n
+    for j in jobs:
+        j.event_counts = counts.get(j.enrollment.id, {})
+
+
 def claim_jobs(
     rt: Any,
     conn: Connection,
@@ -97,17 +173,7 @@ def claim_jobs(
 ) -> list[Job]:
     """Claim up to ``limit`` due executions (SKIP LOCKED) and load their definitions.
     ``enrollment_id`` restricts the claim to one enrollment (simulations)."""
-    params = {
-        "now": now,
-        "limit": limit,
-        "token": token,
-        "worker": rt.worker_id,
-        "lease": lease_seconds,
-    }
-    sql = CLAIM
-    if enrollment_id is not None:
-        params["enrollment_id"] = enrollment_id
-        sql = CLAIM_ENROLLMENT
+    sql, params = claim_params(rt, limit, token, now, lease_seconds, enrollment_id)
     # A lost claim only means its lease is gone and the row is claimable again, so the claim
     # need not wait for the WAL flush.
     if async_commit:
@@ -115,28 +181,13 @@ def claim_jobs(
     rows = _fetch(conn, sql, rt.schema, params, binary=True)
     if not rows:
         return []
-    jobs: list[Job] = []
-    versions: dict[Any, Any] = {}
-    for r in rows:
-        enrollment = _enrollment(r)
-        version = versions.get(enrollment.sequence_version_id)
-        if version is None:
-            version = versions[enrollment.sequence_version_id] = rt.defs.version(
-                conn, enrollment.sequence_version_id
-            )
-        adapters = rt.defs.adapters(rt, conn, version.tenant_key)
-        jobs.append(Job(r, token, enrollment, version, version.step(r.step_id), adapters))
-    needs_counts = [
-        j for j in jobs if j.step and any(c.condition_type == "event" for c in j.step.conditions)
-    ]
-    if needs_counts:
-        counts: dict[Any, dict[str, int]] = {}
-        for c in conn.execute(
-            q(EVENT_COUNTS, rt.schema), {"ids": [j.enrollment.id for j in needs_counts]}
-        ):
-            counts.setdefault(c.enrollment_id, {})[c.event_key] = c.n
-        for j in needs_counts:
-            j.event_counts = counts.get(j.enrollment.id, {})
+    jobs = jobs_from_rows(rt, conn, rows, token)
+    needs = jobs_needing_event_counts(jobs)
+    if needs:
+        apply_event_counts(
+            needs,
+            conn.execute(q(EVENT_COUNTS, rt.schema), {"ids": [j.enrollment.id for j in needs]}),
+        )
     return jobs
 
 
@@ -164,37 +215,21 @@ def _outcome_row(o: Outcome) -> dict[str, Any]:
     }
 
 
-def record_outcomes(
-    rt: Any, conn: Connection, outcomes: list[Outcome], now: datetime, *, async_commit: bool = True
-) -> set[Any]:
-    """Write outcomes (only where this worker still holds the lease) and move enrollments on:
-    schedule each next step, complete finished enrollments, stop halted ones. One statement.
-    Returns the ids of the executions whose outcome was written.
+def enrollments_awaiting_events(outcomes: list[Outcome]) -> list[Any]:
+    """Enrollments whose next step is an event step (their past events decide its plan)."""
+    out = []
+    for o in outcomes:
+        if o.advances:
+            step = o.job.version.step_after(o.job.execution.step_id)
+            if step is not None and step.timing.get("type") == "event":
+                out.append(o.job.enrollment.id)
+    return out
 
-    Unless ``rt.durable_outcomes``, the commit does not wait for the WAL flush: a database crash
-    may forget the last outcomes, and then those executions (their leases expired) run again
-    under the same idempotency key — at least once, never lost — while a batch costs one fsync
-    less."""
-    if not outcomes:
-        return set()
-    if async_commit and not rt.durable_outcomes:
-        conn.execute(_ASYNC_COMMIT)
-    next_steps = {
-        o.job.execution.id: o.job.version.step_after(o.job.execution.step_id)
-        for o in outcomes
-        if o.advances
-    }
-    waiting_on_events = [
-        o.job.enrollment.id
-        for o in outcomes
-        if (s := next_steps.get(o.job.execution.id)) is not None and s.timing.get("type") == "event"
-    ]
-    events: dict[Any, list[tuple[str, Any, datetime]]] = {}
-    if waiting_on_events:
-        for ev in conn.execute(q(EVENTS_OF, rt.schema), {"ids": waiting_on_events}):
-            events.setdefault(ev.enrollment_id, []).append(
-                (ev.event_key, ev.event_data, ev.occurred_at)
-            )
+
+def finish_params(
+    outcomes: list[Outcome], now: datetime, events: dict[Any, list[tuple[str, Any, datetime]]]
+) -> tuple[dict[str, Any], bool]:
+    """The FINISH statement's parameters for a batch, and whether a next step is due now."""
     rows = []
     due_now = False
     for o in outcomes:
@@ -203,7 +238,7 @@ def record_outcomes(
         if o.halts:
             row["action"] = "halt"
         elif o.advances:
-            step = next_steps[o.job.execution.id]
+            step = o.job.version.step_after(o.job.execution.step_id)
             if step is None:
                 row["action"] = "complete"
             else:
@@ -226,6 +261,32 @@ def record_outcomes(
                 due_now = due_now or (plan.scheduled_for is not None and plan.scheduled_for <= now)
         rows.append(row)
     params = {"rows": _dumps(rows), "now": now, "ids": [o.job.execution.id for o in outcomes]}
+    return params, due_now
+
+
+def record_outcomes(
+    rt: Any, conn: Connection, outcomes: list[Outcome], now: datetime, *, async_commit: bool = True
+) -> set[Any]:
+    """Write outcomes (only where this worker still holds the lease) and move enrollments on:
+    schedule each next step, complete finished enrollments, stop halted ones. One statement.
+    Returns the ids of the executions whose outcome was written.
+
+    Unless ``rt.durable_outcomes``, the commit does not wait for the WAL flush: a database crash
+    may forget the last outcomes, and then those executions (their leases expired) run again
+    under the same idempotency key — at least once, never lost — while a batch costs one fsync
+    less."""
+    if not outcomes:
+        return set()
+    if async_commit and not rt.durable_outcomes:
+        conn.execute(_ASYNC_COMMIT)
+    waiting = enrollments_awaiting_events(outcomes)
+    events: dict[Any, list[tuple[str, Any, datetime]]] = {}
+    if waiting:
+        for ev in conn.execute(q(EVENTS_OF, rt.schema), {"ids": waiting}):
+            events.setdefault(ev.enrollment_id, []).append(
+                (ev.event_key, ev.event_data, ev.occurred_at)
+            )
+    params, due_now = finish_params(outcomes, now, events)
     confirmed = {r[0] for r in _fetch(conn, FINISH, rt.schema, params)}
     if due_now and confirmed:
         wake_workers(conn, rt.schema)
