@@ -8,8 +8,6 @@ from dripdrop.engine.defs import StepDef, VersionDef
 from dripdrop.errors import PermanentError
 from dripdrop.hooks.python import UnknownHook, call_python_hook
 
-BUILTIN_NAMES = ("subscriber_id", "subscriber_type", "enrollment_id", "sequence_key", "step_key")
-
 
 class HookValues:
     """Hook values for one execution: each hook is called at most once."""

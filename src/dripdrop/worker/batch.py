@@ -191,10 +191,6 @@ def claim_jobs(
     return jobs
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt else None
-
-
 def _outcome_row(o: Outcome) -> dict[str, Any]:
     return {
         "id": o.job.execution.id,
