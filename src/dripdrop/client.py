@@ -122,7 +122,8 @@ class DripDrop(_Base):
     def run_due(
         self, *, batch_size: int = 100, concurrency: int = 100, lanes: int = 2
     ) -> RunSummary:
-        """Process everything due at ``clock()`` (including work that becomes due meanwhile)."""
+        """Process everything due at ``clock()`` (including work that becomes due meanwhile).
+        ``lanes`` batches are in flight at once; ``concurrency`` caps deliveries in flight."""
         from dripdrop.worker.db import ThreadDb
         from dripdrop.worker.runner import drain
         from dripdrop.worker.services import Services
@@ -131,7 +132,12 @@ class DripDrop(_Base):
             services = Services(self._rt, ThreadDb(self._rt))
             try:
                 return await drain(
-                    self._rt, services.db, services, batch_size=batch_size, concurrency=concurrency
+                    self._rt,
+                    services.db,
+                    services,
+                    batch_size=batch_size,
+                    concurrency=concurrency,
+                    lanes=lanes,
                 )
             finally:
                 await services.aclose()
