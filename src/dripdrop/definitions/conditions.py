@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, delete, insert, select
 
+from dripdrop.datapath import path_error
 from dripdrop.db import models as m
 from dripdrop.definitions.common import as_uuid, get_row, raise_if, touch
 from dripdrop.errors import ValidationError
@@ -89,14 +90,8 @@ def validate_condition(
     if condition_type == "enrollment_data":
         if not isinstance(field_path, str) or not field_path.strip():
             errors["field_path"] = ["is required for an enrollment_data condition"]
-        elif field_path.startswith("$"):
-            from jsonpath import JSONPathError
-            from jsonpath import compile as jp_compile
-
-            try:
-                jp_compile(field_path)
-            except JSONPathError as exc:
-                errors["field_path"] = [f"invalid JSONPath: {exc}"]
+        elif problem := path_error(field_path):
+            errors["field_path"] = [problem]
     elif condition_type == "hook":
         if not hook_function and not http_hook_id:
             errors["hook_function"] = ["a hook condition needs hook_function or http_hook_id"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
+from dripdrop.datapath import path_error
 from dripdrop.db import models as m
 from dripdrop.definitions.common import as_uuid, check_key, get_row, raise_if, require_text, touch
 from dripdrop.definitions.secrets import seal, unseal
@@ -76,14 +77,8 @@ def validate_hook(values: dict[str, Any]) -> None:
     except ValidationError as exc:
         errors.update({k.lstrip("."): v for k, v in exc.errors.items()})
     path = values.get("response_path")
-    if isinstance(path, str) and path.startswith("$"):
-        from jsonpath import JSONPathError
-        from jsonpath import compile as jp_compile
-
-        try:
-            jp_compile(path)
-        except JSONPathError as exc:
-            errors["response_path"] = [f"invalid JSONPath: {exc}"]
+    if isinstance(path, str) and (problem := path_error(path)):
+        errors["response_path"] = [problem]
     raise_if(errors)
 
 

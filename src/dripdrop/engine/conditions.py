@@ -5,40 +5,14 @@ from __future__ import annotations
 import json
 import operator
 from datetime import UTC, datetime, time, timedelta
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-_MISSING = object()
+from dripdrop.datapath import lookup
+
+__all__ = ["compare", "lookup", "next_window_opening", "window_zone"]
+
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-@lru_cache(maxsize=1024)
-def _jsonpath(path: str) -> Any:
-    from jsonpath import compile as jp_compile
-
-    return jp_compile(path)
-
-
-def lookup(data: Any, path: str) -> Any:
-    """A value from enrollment data by dot path ("address.country", "items.0") or JSONPath."""
-    if path.startswith("$"):
-        matches = _jsonpath(path).findall(data)
-        if not matches:
-            return None
-        return matches[0] if len(matches) == 1 else matches
-    current = data
-    for part in path.split("."):
-        if isinstance(current, dict):
-            current = current.get(part, _MISSING)
-        elif isinstance(current, list) and part.lstrip("-").isdigit():
-            i = int(part)
-            current = current[i] if -len(current) <= i < len(current) else _MISSING
-        else:
-            current = _MISSING
-        if current is _MISSING:
-            return None
-    return current
 
 
 def _number(value: Any) -> float | None:

@@ -1,7 +1,7 @@
 """Turning an HTTP hook's response into a value: parse, follow ``response_path``, coerce.
 
 ``response_path`` is a dot path ("score", "data.items.0.score") or a JSONPath ("$.data.scores[0]"),
-read with :func:`dripdrop.engine.conditions.lookup` so hooks and conditions agree on paths.
+read with :func:`dripdrop.datapath.lookup` so hooks and conditions agree on paths.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from dripdrop.engine.conditions import lookup
+from dripdrop.datapath import exists, lookup
 from dripdrop.errors import PermanentError
 
 RAW_LIMIT = 2048  # bytes of response kept for the log
@@ -36,33 +36,13 @@ def parse_body(text: str, response_type: str, content_type: str) -> Any:
     return text
 
 
-def _exists(data: Any, path: str) -> bool:
-    """Whether ``path`` names something in ``data`` (lookup alone cannot tell null from absent)."""
-    if path.startswith("$"):
-        from jsonpath import compile as jp_compile
-
-        return bool(jp_compile(path).findall(data))
-    current = data
-    for part in path.split("."):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.lstrip("-").isdigit():
-            i = int(part)
-            if not -len(current) <= i < len(current):
-                return False
-            current = current[i]
-        else:
-            return False
-    return True
-
-
 def follow_path(data: Any, path: str | None, key: str) -> Any:
     """The value at ``path`` (the whole body for None/""); PermanentError when it is absent."""
     if not path:
         return data
     if isinstance(data, dict | list):
         value = lookup(data, path)
-        if value is not None or _exists(data, path):
+        if value is not None or exists(data, path):
             return value
     raise PermanentError(f"hook {key!r}: the response has nothing at {path!r}")
 
