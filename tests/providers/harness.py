@@ -96,14 +96,23 @@ class Case:
 
     def adapter(self, base: str, credentials: dict[str, Any] | None = None) -> AdapterInfo:
         creds = {**self.credentials, **(credentials or {})}
-        return AdapterInfo(id="ad_1", name=f"{self.id}-test", channel=self.channel,
-                           provider=self.provider, credentials=_fill(creds, base),
-                           config=_fill(self.config, base))
+        return AdapterInfo(
+            id="ad_1",
+            name=f"{self.id}-test",
+            channel=self.channel,
+            provider=self.provider,
+            credentials=_fill(creds, base),
+            config=_fill(self.config, base),
+        )
 
     def message(self, base: str) -> Message:
-        return Message(channel=self.channel, recipient=_fill(self.recipient, base),
-                       fields=dict(self.fields), execution_id="exec_42",
-                       idempotency_key=IDEMPOTENCY_KEY)
+        return Message(
+            channel=self.channel,
+            recipient=_fill(self.recipient, base),
+            fields=dict(self.fields),
+            execution_id="exec_42",
+            idempotency_key=IDEMPOTENCY_KEY,
+        )
 
 
 def _fill(value: Any, base: str) -> Any:
@@ -144,15 +153,23 @@ class FakeProvider:
     def _handle(self, request: Request) -> Response:
         case = self.case
         body, problem = parse_request(case, request)
-        self.requests.append({"method": request.method, "path": request.path,
-                              "args": request.args.to_dict(), "headers": dict(request.headers),
-                              "body": body, "raw": request.get_data(as_text=True)})
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "args": request.args.to_dict(),
+                "headers": dict(request.headers),
+                "body": body,
+                "raw": request.get_data(as_text=True),
+            }
+        )
         if self.scenario == "echo":
             # A careless API that quotes the request URL and the credentials back.
             return Answer(400, f"bad request to {request.url}: {' '.join(case.secrets)}").response()
         if request.path != case.path or request.method != case.method:
-            return self._reject(f"{request.method} {request.path}",
-                                case.not_found or case.unauthorized)
+            return self._reject(
+                f"{request.method} {request.path}", case.not_found or case.unauthorized
+            )
         if not case.auth(request):
             return self._reject("auth", case.unauthorized)
         if problem:

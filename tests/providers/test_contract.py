@@ -83,8 +83,11 @@ async def test_secrets_never_reach_error_text(case, httpserver: HTTPServer, base
         assert secret not in shown
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.required_credential],
-                         ids=[c.id for c in CASES if c.required_credential])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if c.required_credential],
+    ids=[c.id for c in CASES if c.required_credential],
+)
 def test_missing_credential_is_a_validation_error(case, base):
     creds = {k: v for k, v in case.credentials.items() if k != case.required_credential}
     with pytest.raises(ValidationError) as info:

@@ -39,7 +39,8 @@ async def test_apprise_delivers_to_a_json_url(httpserver: HTTPServer, ctx):
     httpserver.expect_request("/notify", method="POST").respond_with_data("ok")
     host = urlsplit(httpserver.url_for("/")).netloc
     result = await get_provider("apprise", "apprise").send(
-        _message(), _apprise(f"json://{host}/notify"), ctx)
+        _message(), _apprise(f"json://{host}/notify"), ctx
+    )
     assert result.status == "sent"
     sent = httpserver.log[0][0].json
     assert (sent["title"], sent["message"]) == ("Signup", "Ann joined")
@@ -64,8 +65,9 @@ def test_apprise_url_is_required():
     assert info.value.errors == {"credentials.url": ["is required"]}
 
 
-@pytest.mark.parametrize(("key", "default"), HTTP_PROVIDERS.items(),
-                         ids=["/".join(k) for k in HTTP_PROVIDERS])
+@pytest.mark.parametrize(
+    ("key", "default"), HTTP_PROVIDERS.items(), ids=["/".join(k) for k in HTTP_PROVIDERS]
+)
 def test_http_providers_declare_base_url_and_secrets(key, default):
     spec = {(s.channel, s.name): s for s in all_specs()}[key]
     assert spec.config.model_fields["base_url"].default == default
@@ -82,7 +84,11 @@ def test_webhook_signing_secret_is_checked_on_create():
 
 
 def test_email_config_keeps_the_from_key():
-    _, config = validate_adapter("email", "postmark", {"server_token": "t"},
-                                 {"from": "a@example.com", "message_stream": "broadcast"})
+    _, config = validate_adapter(
+        "email",
+        "postmark",
+        {"server_token": "t"},
+        {"from": "a@example.com", "message_stream": "broadcast"},
+    )
     assert config["from"] == "a@example.com"
     assert config["message_stream"] == "broadcast"

@@ -21,8 +21,13 @@ async def _sent(case_id, httpserver, base, ctx, fields=None):
     fake = FakeProvider(httpserver, case, "success")
     message = case.message(base)
     if fields is not None:
-        message = Message(message.channel, message.recipient, fields, message.execution_id,
-                          message.idempotency_key)
+        message = Message(
+            message.channel,
+            message.recipient,
+            fields,
+            message.execution_id,
+            message.idempotency_key,
+        )
     await get_provider(case.channel, case.provider).send(message, case.adapter(base), ctx)
     assert fake.rejections == []
     return fake.requests[0]
@@ -64,8 +69,13 @@ async def test_resend_sends_unsubscribe_headers_and_idempotency_key(httpserver, 
 
 
 async def test_step_fields_reach_the_api(httpserver, base, ctx):
-    fields = {**EMAIL_FIELDS, "text": "Plain version", "reply_to": "Support <help@example.com>",
-              "cc": ["bo@example.com"], "headers": {"X-Campaign": "welcome"}}
+    fields = {
+        **EMAIL_FIELDS,
+        "text": "Plain version",
+        "reply_to": "Support <help@example.com>",
+        "cc": ["bo@example.com"],
+        "headers": {"X-Campaign": "welcome"},
+    }
     body = (await _sent("postmark", httpserver, base, ctx, fields))["body"]
     assert body["TextBody"] == "Plain version"
     assert body["ReplyTo"] == "Support <help@example.com>"
@@ -78,20 +88,30 @@ async def test_from_falls_back_to_the_adapter_config(httpserver, base, ctx):
     fake = FakeProvider(httpserver, case, "success")
     fields = {k: v for k, v in EMAIL_FIELDS.items() if k != "from"}
     adapter = case.adapter(base)
-    adapter = AdapterInfo(adapter.id, adapter.name, "email", "mailgun", adapter.credentials,
-                          {**adapter.config, "from": "news@mg.example.com"})
+    adapter = AdapterInfo(
+        adapter.id,
+        adapter.name,
+        "email",
+        "mailgun",
+        adapter.credentials,
+        {**adapter.config, "from": "news@mg.example.com"},
+    )
     message = Message("email", "ann@example.com", fields, "e", IDEMPOTENCY_KEY)
     await get_provider("email", "mailgun").send(message, adapter, ctx)
     assert fake.requests[0]["body"]["from"] == ["news@mg.example.com"]
 
 
-@pytest.mark.parametrize("fields", [
-    {**EMAIL_FIELDS, "subject": "Hi\r\nBcc: victim@example.com"},
-    {**EMAIL_FIELDS, "headers": {"From": "spoof@example.com"}},
-    {k: v for k, v in EMAIL_FIELDS.items() if k != "from"},
-])
-async def test_unsendable_emails_fail_permanently_before_any_request(fields, httpserver: HTTPServer,
-                                                                    base, ctx):
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {**EMAIL_FIELDS, "subject": "Hi\r\nBcc: victim@example.com"},
+        {**EMAIL_FIELDS, "headers": {"From": "spoof@example.com"}},
+        {k: v for k, v in EMAIL_FIELDS.items() if k != "from"},
+    ],
+)
+async def test_unsendable_emails_fail_permanently_before_any_request(
+    fields, httpserver: HTTPServer, base, ctx
+):
     case = CASE_BY_ID["sendgrid"]
     fake = FakeProvider(httpserver, case, "success")
     message = Message("email", "ann@example.com", fields, "e", IDEMPOTENCY_KEY)
@@ -103,7 +123,8 @@ async def test_unsendable_emails_fail_permanently_before_any_request(fields, htt
 async def test_postmark_maintenance_code_is_transient(httpserver: HTTPServer, base, ctx):
     case = CASE_BY_ID["postmark"]
     httpserver.expect_request("/email").respond_with_json(
-        {"ErrorCode": 100, "Message": "Maintenance"}, status=503)
+        {"ErrorCode": 100, "Message": "Maintenance"}, status=503
+    )
     with pytest.raises(TransientError, match="ErrorCode 100"):
         await get_provider("email", "postmark").send(case.message(base), case.adapter(base), ctx)
 
@@ -111,9 +132,16 @@ async def test_postmark_maintenance_code_is_transient(httpserver: HTTPServer, ba
 async def test_resend_concurrent_idempotent_request_is_transient(httpserver, base, ctx):
     case = CASE_BY_ID["resend"]
     httpserver.expect_request("/emails").respond_with_data(
-        json.dumps({"statusCode": 409, "name": "concurrent_idempotent_requests",
-                    "message": "Same idempotency key used while original request is in progress"}),
-        status=409, content_type="application/json")
+        json.dumps(
+            {
+                "statusCode": 409,
+                "name": "concurrent_idempotent_requests",
+                "message": "Same idempotency key used while original request is in progress",
+            }
+        ),
+        status=409,
+        content_type="application/json",
+    )
     with pytest.raises(TransientError):
         await get_provider("email", "resend").send(case.message(base), case.adapter(base), ctx)
 
@@ -121,9 +149,16 @@ async def test_resend_concurrent_idempotent_request_is_transient(httpserver, bas
 async def test_mailgun_eu_region_by_base_url(httpserver: HTTPServer, base, ctx):
     case = CASE_BY_ID["mailgun"]
     httpserver.expect_request("/eu/v3/mg.example.com/messages", method="POST").respond_with_json(
-        {"id": "<eu@mg>", "message": "Queued. Thank you."})
+        {"id": "<eu@mg>", "message": "Queued. Thank you."}
+    )
     adapter = case.adapter(base)
-    adapter = AdapterInfo(None, "eu", "email", "mailgun", adapter.credentials,
-                          {**adapter.config, "base_url": base + "/eu/"})
+    adapter = AdapterInfo(
+        None,
+        "eu",
+        "email",
+        "mailgun",
+        adapter.credentials,
+        {**adapter.config, "base_url": base + "/eu/"},
+    )
     result = await get_provider("email", "mailgun").send(case.message(base), adapter, ctx)
     assert result.provider_message_id == "<eu@mg>"

@@ -20,12 +20,15 @@ def _vonage_answer(status: str, text: str = "") -> dict:
     return {"message-count": "1", "messages": [{"status": status, "error-text": text}]}
 
 
-@pytest.mark.parametrize(("status", "error"), [
-    ("1", TransientError),   # throttled
-    ("5", TransientError),   # internal error
-    ("4", PermanentError),   # bad credentials
-    ("9", PermanentError),   # no credit
-])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ("1", TransientError),  # throttled
+        ("5", TransientError),  # internal error
+        ("4", PermanentError),  # bad credentials
+        ("9", PermanentError),  # no credit
+    ],
+)
 async def test_vonage_status_inside_a_200_is_classified(status, error, httpserver, base, ctx):
     case = CASE_BY_ID["vonage"]
     httpserver.expect_request("/sms/json").respond_with_json(_vonage_answer(status, "nope"))
@@ -47,7 +50,8 @@ async def test_vonage_sends_unicode_type_and_client_ref(httpserver: HTTPServer, 
 async def test_twilio_rate_limit_code_is_transient_whatever_the_status(httpserver, base, ctx):
     case = CASE_BY_ID["twilio"]
     httpserver.expect_request(case.path).respond_with_json(
-        {"code": 14107, "message": "SMS send rate limit exceeded", "status": 400}, status=400)
+        {"code": 14107, "message": "SMS send rate limit exceeded", "status": 400}, status=400
+    )
     with pytest.raises(TransientError, match="14107"):
         await get_provider("sms", "twilio").send(case.message(base), case.adapter(base), ctx)
 
@@ -55,20 +59,29 @@ async def test_twilio_rate_limit_code_is_transient_whatever_the_status(httpserve
 async def test_twilio_messaging_service_replaces_from(httpserver: HTTPServer, base, ctx):
     case = CASE_BY_ID["twilio"]
     httpserver.expect_request(case.path).respond_with_json({"sid": "SM1"}, status=201)
-    adapter = AdapterInfo(None, "t", "sms", "twilio", case.adapter(base).credentials,
-                          {"messaging_service_sid": "MG123", "base_url": base})
+    adapter = AdapterInfo(
+        None,
+        "t",
+        "sms",
+        "twilio",
+        case.adapter(base).credentials,
+        {"messaging_service_sid": "MG123", "base_url": base},
+    )
     await get_provider("sms", "twilio").send(case.message(base), adapter, ctx)
     form = httpserver.log[0][0].form
     assert form["MessagingServiceSid"] == "MG123"
     assert "From" not in form
 
 
-@pytest.mark.parametrize(("error", "kind"), [
-    ("ratelimited", TransientError),
-    ("internal_error", TransientError),
-    ("not_in_channel", PermanentError),
-    ("invalid_auth", PermanentError),
-])
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        ("ratelimited", TransientError),
+        ("internal_error", TransientError),
+        ("not_in_channel", PermanentError),
+        ("invalid_auth", PermanentError),
+    ],
+)
 async def test_slack_bot_ok_false_is_classified(error, kind, httpserver, base, ctx):
     case = CASE_BY_ID["slack_bot"]
     httpserver.expect_request(case.path).respond_with_json({"ok": False, "error": error})
@@ -97,8 +110,7 @@ async def test_telegram_permanent_error_hides_the_token(httpserver: HTTPServer, 
     case = CASE_BY_ID["telegram"]
     FakeProvider(httpserver, case, "client_error")
     with pytest.raises(PermanentError) as info:
-        await get_provider("telegram", "bot_api").send(case.message(base), case.adapter(base),
-                                                       ctx)
+        await get_provider("telegram", "bot_api").send(case.message(base), case.adapter(base), ctx)
     assert "chat not found" in str(info.value)
     assert "ABC-DEF1234ghIkl" not in f"{info.value} {info.value.response!r}"
 
@@ -113,18 +125,19 @@ async def test_discord_does_not_ping_everyone_by_default(httpserver: HTTPServer,
 async def test_teams_error_sentence_inside_a_200_fails(httpserver: HTTPServer, base, ctx):
     case = CASE_BY_ID["msteams"]
     httpserver.expect_request(case.path).respond_with_data(
-        "Microsoft Teams endpoint returned HTTP error 429 with ContextId abc")
+        "Microsoft Teams endpoint returned HTTP error 429 with ContextId abc"
+    )
     with pytest.raises(TransientError):
-        await get_provider("msteams", "webhook").send(case.message(base), case.adapter(base),
-                                                      ctx)
+        await get_provider("msteams", "webhook").send(case.message(base), case.adapter(base), ctx)
 
 
 async def test_teams_adaptive_card_format(httpserver: HTTPServer, base, ctx):
     case = CASE_BY_ID["msteams"]
     httpserver.expect_request(case.path).respond_with_data("", status=202)
     adapter = case.adapter(base)
-    adapter = AdapterInfo(None, "t", "msteams", "webhook", adapter.credentials,
-                          {"format": "adaptive"})
+    adapter = AdapterInfo(
+        None, "t", "msteams", "webhook", adapter.credentials, {"format": "adaptive"}
+    )
     await get_provider("msteams", "webhook").send(case.message(base), adapter, ctx)
     body = httpserver.log[0][0].json
     card = body["attachments"][0]["content"]
@@ -139,8 +152,9 @@ async def test_webhook_signature_uses_the_clock_and_stays_stable(httpserver, bas
     async with httpx2.AsyncClient() as client:
         ctx = DeliveryContext(http=client, clock=lambda: when)
         provider = get_provider("webhook", "http")
-        message = Message("webhook", f"{base}/hooks/order", {"body": {"a": 1, "b": "é"}},
-                          "e", IDEMPOTENCY_KEY)
+        message = Message(
+            "webhook", f"{base}/hooks/order", {"body": {"a": 1, "b": "é"}}, "e", IDEMPOTENCY_KEY
+        )
         for _ in range(2):  # a retry resends the same id, timestamp and signature
             result = await provider.send(message, case.adapter(base), ctx)
     (first, _), (second, _) = httpserver.log
@@ -149,19 +163,27 @@ async def test_webhook_signature_uses_the_clock_and_stays_stable(httpserver, bas
     assert first.headers["webhook-signature"] == second.headers["webhook-signature"]
     assert first.headers["Idempotency-Key"] == IDEMPOTENCY_KEY
     assert json.loads(first.get_data()) == {"a": 1, "b": "é"}
-    verify_signature(WEBHOOK_SECRET, dict(first.headers), first.get_data(),
-                     now=when.timestamp())
+    verify_signature(WEBHOOK_SECRET, dict(first.headers), first.get_data(), now=when.timestamp())
     assert result.response is None
 
 
 async def test_webhook_method_headers_and_secret_headers(httpserver: HTTPServer, base, ctx):
     httpserver.expect_request("/hooks/x", method="PUT").respond_with_data("teapot", status=418)
-    adapter = AdapterInfo(None, "w", "webhook", "http",
-                          {"headers": {"Authorization": "Bearer hook-secret-123"}},
-                          {"headers": {"X-Source": "dripdrop"}, "base_url": base})
-    message = Message("webhook", "/hooks/x",
-                      {"method": "put", "body": "hello", "headers": {"X-Step": "3"}},
-                      "e", IDEMPOTENCY_KEY)
+    adapter = AdapterInfo(
+        None,
+        "w",
+        "webhook",
+        "http",
+        {"headers": {"Authorization": "Bearer hook-secret-123"}},
+        {"headers": {"X-Source": "dripdrop"}, "base_url": base},
+    )
+    message = Message(
+        "webhook",
+        "/hooks/x",
+        {"method": "put", "body": "hello", "headers": {"X-Step": "3"}},
+        "e",
+        IDEMPOTENCY_KEY,
+    )
     with pytest.raises(PermanentError) as info:
         await get_provider("webhook", "http").send(message, adapter, ctx)
     request = httpserver.log[0][0]
@@ -178,6 +200,7 @@ async def test_webhook_timeout_is_transient(httpserver: HTTPServer, base, ctx):
     def slow(request):
         time.sleep(0.5)
         from werkzeug import Response
+
         return Response("late")
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
@@ -190,5 +213,6 @@ async def test_webhook_timeout_is_transient(httpserver: HTTPServer, base, ctx):
 async def test_a_context_without_http_client_is_a_configuration_error(base):
     case = CASE_BY_ID["resend"]
     with pytest.raises(ConfigurationError):
-        await get_provider("email", "resend").send(case.message(base), case.adapter(base),
-                                                   DeliveryContext())
+        await get_provider("email", "resend").send(
+            case.message(base), case.adapter(base), DeliveryContext()
+        )

@@ -29,26 +29,36 @@ def test_secret_prefix_is_optional_and_bytes_bodies_sign_the_same():
 
 
 def test_verify_accepts_the_vector_within_tolerance():
-    headers = {"Webhook-Id": MSG_ID, "Webhook-Timestamp": str(TIMESTAMP),
-               "Webhook-Signature": EXPECTED}
+    headers = {
+        "Webhook-Id": MSG_ID,
+        "Webhook-Timestamp": str(TIMESTAMP),
+        "Webhook-Signature": EXPECTED,
+    }
     verify_signature(SECRET, headers, PAYLOAD, now=TIMESTAMP + 299)
 
 
 def test_verify_accepts_any_of_several_signatures():
     headers = signature_headers(SECRET, MSG_ID, TIMESTAMP, PAYLOAD)
     headers["webhook-signature"] = (
-        "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,xyz " + EXPECTED)
+        "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,xyz " + EXPECTED
+    )
     verify_signature(SECRET, headers, PAYLOAD, now=TIMESTAMP)
 
 
-@pytest.mark.parametrize("change", [
-    lambda h, b: (h, b + " "),                                          # body tampered
-    lambda h, b: ({**h, "webhook-id": "msg_other"}, b),                 # id swapped
-    lambda h, b: ({**h, "webhook-timestamp": str(TIMESTAMP + 1)}, b),   # timestamp moved
-    lambda h, b: ({**h, "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA="}, b),
-    lambda h, b: ({k: v for k, v in h.items() if k != "webhook-id"}, b),
-    lambda h, b: ({**h, "webhook-timestamp": "hello"}, b),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda h, b: (h, b + " "),  # body tampered
+        lambda h, b: ({**h, "webhook-id": "msg_other"}, b),  # id swapped
+        lambda h, b: ({**h, "webhook-timestamp": str(TIMESTAMP + 1)}, b),  # timestamp moved
+        lambda h, b: (
+            {**h, "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA="},
+            b,
+        ),
+        lambda h, b: ({k: v for k, v in h.items() if k != "webhook-id"}, b),
+        lambda h, b: ({**h, "webhook-timestamp": "hello"}, b),
+    ],
+)
 def test_verify_rejects_tampering_and_bad_headers(change):
     headers, body = change(signature_headers(SECRET, MSG_ID, TIMESTAMP, PAYLOAD), PAYLOAD)
     with pytest.raises(WebhookVerificationError):

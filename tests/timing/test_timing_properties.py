@@ -65,8 +65,10 @@ def field(
     many = st.sets(st.integers(lo, hi), min_size=2, max_size=4).map(
         lambda s: (",".join(map(str, sorted(s))), frozenset(s))
     )
-    span = st.tuples(st.integers(lo, hi), st.integers(lo, hi)).map(sorted).map(
-        lambda ab: (f"{ab[0]}-{ab[1]}", frozenset(range(ab[0], ab[1] + 1)))
+    span = (
+        st.tuples(st.integers(lo, hi), st.integers(lo, hi))
+        .map(sorted)
+        .map(lambda ab: (f"{ab[0]}-{ab[1]}", frozenset(range(ab[0], ab[1] + 1))))
     )
     step = st.integers(2, max(2, (hi - lo) // 2)).map(
         lambda n: (f"*/{n}", frozenset(range(lo, star_hi + 1, n)))
@@ -86,7 +88,9 @@ def crons(draw: st.DrawFn, every_day: bool = False) -> Cron:
     minute = draw(field(0, 59))
     hour = draw(field(0, 23))
     star_dom, star_month, star_dow = (
-        ("*", frozenset(range(1, 32))), ("*", frozenset(range(1, 13))), ("*", frozenset(range(7)))
+        ("*", frozenset(range(1, 32))),
+        ("*", frozenset(range(1, 13))),
+        ("*", frozenset(range(7))),
     )
     if every_day:
         dom, month, dow = star_dom, star_month, star_dow

@@ -14,6 +14,7 @@ from dripdrop.definitions.sequences import get_sequence_row
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import execution_row, plan_step
 from dripdrop.errors import AlreadyEnrolled, NotFound, ValidationError
+from dripdrop.ids import new_id
 from dripdrop.records import Enrollment, StepExecution, from_row
 from dripdrop.runtime import Runtime
 
@@ -177,7 +178,7 @@ def _insert_enrollment(
     return (
         pg_insert(E)
         .values(
-            id=uuid.uuid4(),
+            id=new_id(),
             sequence_id=seq.id,
             sequence_version_id=version_id,
             subscriber_type=stype,
@@ -344,17 +345,17 @@ def replay(rt: Runtime, conn: Connection, execution_id: Any) -> StepExecution:
             "execution_id", f"only failed executions can be replayed (this one is {row.state})"
         )
     now = rt.now()
-    new_id = uuid.uuid4()
+    replay_id = new_id()
     new = conn.execute(
         insert(X)
         .values(
-            id=new_id,
+            id=replay_id,
             enrollment_id=row.enrollment_id,
             step_id=row.step_id,
             state="scheduled",
             scheduled_for=now,
             channel=row.channel,
-            idempotency_key=str(new_id),
+            idempotency_key=str(replay_id),
             tenant_key=row.tenant_key,
             replay_of=row.id,
             adapter_id=row.adapter_id,

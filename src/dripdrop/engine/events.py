@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -18,6 +17,7 @@ from dripdrop.engine.enrollments import (
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import event_matches
 from dripdrop.errors import ValidationError
+from dripdrop.ids import new_id
 from dripdrop.records import Event, from_row
 from dripdrop.runtime import Runtime
 
@@ -41,7 +41,7 @@ def record_event(
     row = conn.execute(
         insert(EV)
         .values(
-            id=uuid.uuid4(),
+            id=new_id(),
             enrollment_id=enrollment.id,
             event_type=event_type,
             event_key=event_key,

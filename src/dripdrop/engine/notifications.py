@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, text, update
 
 from dripdrop.db import models as m
+from dripdrop.ids import new_id
 from dripdrop.records import Notification, from_row
 
 N = m.Notification.__table__
@@ -27,7 +28,7 @@ def store_notification(
     row = conn.execute(
         insert(N)
         .values(
-            id=uuid.uuid4(),
+            id=new_id(),
             topic=topic,
             event=event,
             payload=payload,

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from dripdrop.engine.defs import StepDef
+from dripdrop.ids import new_id
 from dripdrop.timing import due_time, event_timeout_at
 
 
@@ -79,7 +80,7 @@ def execution_row(
 ) -> dict[str, Any]:
     """The values of a new ``step_executions`` row. Its id doubles as the idempotency key, which
     stays the same across retries."""
-    exec_id = uuid.uuid4()
+    exec_id = new_id()
     return {
         "id": exec_id,
         "enrollment_id": enrollment_id,

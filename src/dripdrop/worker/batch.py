@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import plan_step
 from dripdrop.engine.process import Job, Outcome
+from dripdrop.ids import new_id
 from dripdrop.worker.queries import (
     CLAIM,
     CLAIM_ENROLLMENT,
@@ -244,7 +245,7 @@ def finish_params(
                     previous_done=o.job.execution.scheduled_for or now,
                     events=events.get(enrollment.id, ()),
                 )
-                next_id = uuid.uuid4()
+                next_id = new_id()
                 row.update(
                     action="next",
                     next_id=next_id,
