@@ -51,6 +51,7 @@ from sqlalchemy.engine import make_url
 from dripdrop import DripDrop
 from dripdrop.channels.providers.dev import DEFAULT_OUTBOX
 from dripdrop.crypto import generate_key
+from dripdrop.ids import new_id_strings
 from dripdrop.worker.queries import CLAIM, q
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -212,9 +213,10 @@ def bench_enroll(bench: Bench, n: int, runs: int) -> dict[str, Any]:
         seq = ids_of(dd, "SELECT id FROM {s}.sequences WHERE key = 'b'")[0]
         ver, step = ids_of(dd, "SELECT sequence_version_id, id FROM {s}.steps WHERE key = 'a'")
         now = datetime.now(UTC)
+        # The same kind of ids enroll_many makes (time-ordered), so both sides index alike.
         rows = [
             (
-                str(uuid.uuid4()),
+                row_id,
                 seq,
                 ver,
                 "User",
@@ -227,7 +229,7 @@ def bench_enroll(bench: Bench, n: int, runs: int) -> dict[str, Any]:
                 "{}",
                 None,
             )
-            for it in data
+            for row_id, it in zip(new_id_strings(n), data, strict=True)
         ]
 
         def ours_once(dd: DripDrop = dd) -> float:
@@ -323,10 +325,11 @@ def time_bare(bench: Bench, dd: DripDrop, n: int) -> float:
         )
         c.execute(
             f"INSERT INTO {s}.bare (id, enrollment_id, step_id, state, scheduled_for, channel, "
-            "idempotency_key) SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), "
-            "'scheduled', now() - interval '1 hour' + g * interval '1 microsecond', 'email', "
-            "g::text FROM generate_series(1, %s) AS g",
-            (n,),
+            "idempotency_key) SELECT x.id, x.enrollment_id, %s, 'scheduled', "
+            "now() - interval '1 hour' + x.g * interval '1 microsecond', 'email', x.id::text "
+            "FROM unnest(%s::uuid[], %s::uuid[]) WITH ORDINALITY AS x(id, enrollment_id, g)",
+            # Ids and keys like DripDrop's own rows: time-ordered ids, one step for all.
+            (uuid.uuid4(), new_id_strings(n), new_id_strings(n)),
         )
         c.execute(f"VACUUM ANALYZE {s}.bare")
     claim, done = BARE_CLAIM.format(s=s), BARE_DONE.format(s=s)

@@ -141,9 +141,22 @@ class Runtime:
         fails one batch, which the loop retries)."""
         if self._worker_engine is None:
             self._worker_engine = make_engine(
-                self.database_url, self.schema, pool_pre_ping=False, pool_size=4, max_overflow=8
+                self.database_url,
+                self.schema,
+                pool_pre_ping=False,
+                pool_size=4,
+                max_overflow=8,
+                connect_args=self.worker_connect_args(),
             )
         return self._worker_engine
+
+    def worker_connect_args(self) -> dict[str, Any]:
+        """Worker connections name themselves in ``pg_stat_activity`` (unless the URL does)."""
+        from sqlalchemy.engine import make_url
+
+        if "application_name" in make_url(self.database_url).query:
+            return {}
+        return {"application_name": f"dripdrop worker {self.schema}"[:63]}
 
     def now(self) -> Any:
         from dripdrop.config import aware

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from worker_support import enroll_n, executions, one_step_sequence, states
+from worker_support import enroll_n, executions, one_step_sequence, sql, states
 
 from dripdrop.testing import outbox
 
@@ -116,3 +116,43 @@ def test_notify_wakes_the_worker_long_before_its_poll_interval(dd) -> None:
     )
     assert max(latencies) < 1.0, latencies
     assert median < 0.25, latencies
+
+
+def test_concurrency_bounds_the_deliveries_in_flight(dd) -> None:
+    one_step_sequence(dd, provider="slow", adapter_config={"delay": 0.3})
+    enroll_n(dd, 60)
+    peak = 0
+    with running_worker(dd, concurrency=15, batch_size=10, poll_interval=0.2) as (stop, join):
+        deadline = time.monotonic() + 20
+        while len(outbox()) < 60:
+            assert time.monotonic() < deadline, "the worker did not deliver all 60"
+            peak = max(peak, states(dd).get("sending", 0))
+            time.sleep(0.02)
+        stop.set()
+        summary = join()
+    assert summary.sent == 60
+    # Two lanes of at most 7 (15 split over batches of 10): never more than 15 at once, and
+    # more than one lane at work.
+    assert 7 < peak <= 15, peak
+
+
+def test_worker_rides_out_lost_database_connections(dd) -> None:
+    """Every connection of the worker is killed while a batch is being delivered: the lane
+    keeps that batch's outcomes, reconnects and records them, and goes on. Nothing is lost and
+    nothing is delivered twice."""
+    one_step_sequence(dd, provider="slow", adapter_config={"delay": 0.5})
+    enroll_n(dd, 30)
+    with running_worker(dd, concurrency=10, batch_size=10, poll_interval=0.2) as (stop, join):
+        _wait_for(lambda: states(dd).get("sending", 0) == 10, 10, "10 deliveries in flight")
+        killed = sql(
+            dd,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name",
+            name=f"dripdrop worker {dd.schema}"[:63],
+        )
+        assert killed, "no worker connection to kill"
+        _wait_for(lambda: states(dd).get("sent", 0) == 30, 20, "all 30 recorded as sent")
+        stop.set()
+        summary = join()
+    ids = [m.execution_id for m in outbox()]
+    assert len(ids) == len(set(ids)) == 30
+    assert summary.sent == 30

@@ -1,6 +1,11 @@
 """Running executions: ``drain`` (everything due now, for run_due and tests) and ``work`` (the
 long-running loop: LISTEN/NOTIFY to wake, polling up to the next due time for correctness,
-leases, concurrent deliveries, graceful stop)."""
+leases, concurrent deliveries, graceful stop).
+
+Both run *lanes*: a lane claims a batch, runs it, then records its outcomes and claims the next
+batch in one transaction, until a claim finds nothing. Two lanes let one batch's database round
+trip overlap the other's Python work.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,13 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from dripdrop.engine.process import Job, Outcome, run_job
 from dripdrop.records import RunSummary
-from dripdrop.worker.batch import (
-    claim_jobs,
-    finish_and_claim,
-    next_due_at,
-    record_outcomes,
-    release_jobs,
-)
+from dripdrop.worker.batch import finish_and_claim, next_due_at, release_jobs
 from dripdrop.worker.eager import run_batch_jobs
 
 log = logging.getLogger("dripdrop.worker")
@@ -38,28 +38,86 @@ def _summary(counts: Counter[str]) -> RunSummary:
     )
 
 
-async def run_batch(
-    rt: Any,
-    db: Any,
-    services: Any,
-    jobs: list[Job],
-    now: datetime,
-    semaphore: asyncio.Semaphore | None = None,
-) -> list[Outcome]:
-    """Run a claimed batch concurrently and record the outcomes in one transaction."""
+class Lane:
+    """One claim → run → record loop; ``run`` ends when a claim finds nothing. ``claimed`` is
+    the batch being run (given back if the worker must stop before it ends)."""
 
-    async def one(job: Job) -> Outcome:
+    def __init__(
+        self,
+        rt: Any,
+        db: Any,
+        services: Any,
+        *,
+        limit: Callable[[], int],
+        counts: Counter[str],
+        semaphore: asyncio.Semaphore | None = None,
+        enrollment_id: uuid.UUID | None = None,
+        on_outcome: Callable[[Outcome], Any] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        retry_while: Callable[[], bool] | None = None,
+    ) -> None:
+        self.rt, self.db, self.services = rt, db, services
+        self.limit = limit
+        self.counts = counts
+        self.semaphore = semaphore
+        self.enrollment_id = enrollment_id
+        self.on_outcome = on_outcome
+        self.lease_seconds = lease_seconds
+        self.retry_while = retry_while
+        self.claimed: tuple[uuid.UUID, list[Job]] | None = None
+
+    async def _run_jobs(self, jobs: list[Job], now: datetime) -> list[Outcome]:
+        services, semaphore = self.services, self.semaphore
         if semaphore is None:
-            return await run_job(job, services, now)
-        async with semaphore:
-            return await run_job(job, services, now)
+            return await run_batch_jobs(jobs, lambda job: run_job(job, services, now))
 
-    outcomes = await run_batch_jobs(jobs, one)
-    await db.run(record_outcomes, outcomes, now)
-    for o in outcomes:
-        if o.kind == "failed":
-            log.warning("execution %s failed: %s", o.job.execution.id, o.error_message)
-    return outcomes
+        async def one(job: Job) -> Outcome:
+            async with semaphore:
+                return await run_job(job, services, now)
+
+        return await run_batch_jobs(jobs, one)
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            self.counts[o.kind] += 1
+            if o.kind == "failed":
+                log.warning("execution %s failed: %s", o.job.execution.id, o.error_message)
+            if self.on_outcome is not None:
+                self.on_outcome(o)
+
+    async def run(self) -> int:
+        """Claim, run and record until a claim finds nothing; returns the outcomes recorded."""
+        done = 0
+        outcomes: list[Outcome] = []
+        outcomes_now: datetime | None = None
+        while True:
+            now, token = self.rt.now(), uuid.uuid4()
+            try:
+                jobs = await self.db.run(
+                    finish_and_claim,
+                    outcomes,
+                    outcomes_now,
+                    self.limit(),
+                    token,
+                    now,
+                    self.lease_seconds,
+                    self.enrollment_id,
+                )
+            except Exception as exc:
+                # The database is away: keep the outcomes and try again. Until they are written
+                # their executions stay leased; after the lease they would simply run again.
+                if self.retry_while is None or not self.retry_while():
+                    raise
+                log.error("recording or claiming failed (%s); retrying in 1 s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            self._count(outcomes)
+            done += len(outcomes)
+            if not jobs:
+                return done
+            self.claimed = (token, jobs)
+            outcomes, outcomes_now = await self._run_jobs(jobs, now), now
+            self.claimed = None
 
 
 async def drain(
@@ -75,65 +133,45 @@ async def drain(
     lanes: int = 2,
     lease_seconds: float = LEASE_SECONDS,
 ) -> RunSummary:
-    """Process everything due at ``clock()``, including work that becomes due meanwhile.
-
-    ``lanes`` batches run at once (each claim → run → record), so one batch's database round
-    trips overlap another's Python work.
-    """
+    """Process everything due at ``clock()``, including work that becomes due meanwhile, in
+    ``lanes`` lanes; ``concurrency`` bounds the deliveries running at once."""
     counts: Counter[str] = Counter()
     semaphore = asyncio.Semaphore(concurrency)
     batches = 0
 
-    async def run_jobs(jobs: list[Job], now: datetime) -> list[Outcome]:
-        async def one(job: Job) -> Outcome:
-            async with semaphore:
-                return await run_job(job, services, now)
-
-        return await run_batch_jobs(jobs, one)
-
-    async def lane() -> int:
-        # Each round trip records the previous batch and claims the next one.
+    def limit() -> int:
         nonlocal batches
-        done = 0
-        outcomes: list[Outcome] = []
-        outcomes_now: datetime | None = None
-        while True:
-            now = rt.now()
-            limit = batch_size if max_batches is None or batches < max_batches else 0
-            jobs = await db.run(
-                finish_and_claim,
-                outcomes,
-                outcomes_now,
-                limit,
-                uuid.uuid4(),
-                now,
-                lease_seconds,
-                enrollment_id,
-            )
-            for o in outcomes:
-                counts[o.kind] += 1
-                done += 1
-                if o.kind == "failed":
-                    log.warning("execution %s failed: %s", o.job.execution.id, o.error_message)
-                if on_outcome is not None:
-                    on_outcome(o)
-            if not jobs:
-                return done
-            batches += 1
-            outcomes, outcomes_now = await run_jobs(jobs, now), now
+        if max_batches is not None and batches >= max_batches:
+            return 0
+        batches += 1
+        return batch_size
+
+    def lane() -> Lane:
+        return Lane(
+            rt,
+            db,
+            services,
+            limit=limit,
+            counts=counts,
+            semaphore=semaphore,
+            enrollment_id=enrollment_id,
+            on_outcome=on_outcome,
+            lease_seconds=lease_seconds,
+        )
 
     # Repeat until a round claims nothing: a lane that stopped early may have missed work another
     # lane's batch made due.
     while max_batches is None or batches < max_batches:
-        if sum(await asyncio.gather(*(lane() for _ in range(max(1, lanes))))) == 0:
+        if sum(await asyncio.gather(*(lane().run() for _ in range(max(1, lanes))))) == 0:
             break
     return _summary(counts)
 
 
 class Listener:
-    """LISTEN on the schema's channel with a dedicated async psycopg connection."""
+    """LISTEN on the schema's channel with a dedicated async psycopg connection; ``wake`` is
+    called on every notification (and after each (re)connection, to catch up)."""
 
-    def __init__(self, rt: Any, wake: asyncio.Event) -> None:
+    def __init__(self, rt: Any, wake: Callable[[], None]) -> None:
         self.rt = rt
         self.wake = wake
         self.task: asyncio.Task[None] | None = None
@@ -148,11 +186,13 @@ class Listener:
         dsn = url.render_as_string(hide_password=False)
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    dsn, autocommit=True, **self.rt.worker_connect_args()
+                ) as conn:
                     await conn.execute(f'LISTEN "{channel_name(self.rt.schema)}"')
-                    self.wake.set()  # catch up on anything missed while disconnected
+                    self.wake()  # catch up on anything missed while disconnected
                     async for _ in conn.notifies():
-                        self.wake.set()
+                        self.wake()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # reconnect; polling keeps us correct meanwhile
@@ -182,67 +222,96 @@ async def work(
     listen: bool = True,
     lease_seconds: float = LEASE_SECONDS,
 ) -> RunSummary:
-    """The worker loop. Returns what it did when ``stop`` is set (after in-flight work ends)."""
+    """The worker loop. Returns what it did when ``stop`` is set (after in-flight work ends).
+
+    Up to ``concurrency`` executions are in flight, in lanes of at most ``batch_size``. Lanes
+    end when nothing is due; a notification (new immediate work) or the poll (the next due
+    time, at most ``poll_interval`` away) starts them again.
+    """
     counts: Counter[str] = Counter()
     wake = asyncio.Event()
-    listener = Listener(rt, wake) if listen else None
-    if listener:
-        listener.start()
-    in_flight: dict[asyncio.Task[list[Outcome]], tuple[uuid.UUID, list[Job]]] = {}
-    busy = 0
+    wakeups = 0  # counts wake-ups, so a lane can tell one came during its last claim
 
-    def done(task: asyncio.Task[list[Outcome]]) -> None:
-        nonlocal busy
-        _, jobs = in_flight.pop(task)
-        busy -= len(jobs)
-        if not task.cancelled() and task.exception() is None:
-            for o in task.result():
-                counts[o.kind] += 1
-        elif not task.cancelled():
-            log.error("batch failed: %r", task.exception())
+    def poke() -> None:
+        nonlocal wakeups
+        wakeups += 1
         wake.set()
 
-    try:
-        while not stop.is_set():
-            free = min(batch_size, concurrency - busy)
-            if free > 0:
-                now = rt.now()
-                token = uuid.uuid4()
-                try:
-                    jobs = await db.run(claim_jobs, free, token, now, lease_seconds)
-                except Exception as exc:  # database down: wait and retry, never exit
-                    log.error("claim failed: %s", exc)
-                    jobs = []
-                    await asyncio.sleep(1.0)
-                if jobs:
-                    busy += len(jobs)
-                    task = asyncio.create_task(run_batch(rt, db, services, jobs, now))
-                    in_flight[task] = (token, jobs)
-                    task.add_done_callback(done)
-                    continue
-            timeout = poll_interval
-            if free > 0:
-                with contextlib.suppress(Exception):
-                    nxt = await db.run(next_due_at)
-                    if nxt is not None:
-                        timeout = max(0.0, min(poll_interval, (nxt - rt.now()).total_seconds()))
-            wake.clear()
-            stopper = asyncio.ensure_future(stop.wait())
-            waker = asyncio.ensure_future(wake.wait())
-            await asyncio.wait(
-                {stopper, waker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+    lanes_max = max(1, -(-concurrency // max(1, batch_size)))
+    per_lane = max(1, min(batch_size, concurrency // lanes_max))
+    lanes: dict[asyncio.Task[int], Lane] = {}
+
+    def limit() -> int:
+        return 0 if stop.is_set() else per_lane
+
+    async def run_lane(lane: Lane) -> int:
+        done = 0
+        while True:
+            seen = wakeups
+            done += await lane.run()
+            # A wake-up during the last claim may be for work that claim could not see yet.
+            if wakeups == seen or stop.is_set():
+                return done
+
+    def lane_ended(task: asyncio.Task[int]) -> None:
+        lanes.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("worker lane failed: %r", task.exception())
+
+    def start_lanes() -> None:
+        while len(lanes) < lanes_max:
+            lane = Lane(
+                rt,
+                db,
+                services,
+                limit=limit,
+                counts=counts,
+                lease_seconds=lease_seconds,
+                retry_while=lambda: not stop.is_set(),
             )
-            stopper.cancel()
+            task = asyncio.create_task(run_lane(lane))
+            lanes[task] = lane
+            task.add_done_callback(lane_ended)
+
+    listener = Listener(rt, poke) if listen else None
+    if listener:
+        listener.start()
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        poke()  # look for due work at once
+        while not stop.is_set():
+            if wake.is_set():
+                wake.clear()
+                start_lanes()
+            timeout = poll_interval
+            if not lanes:
+                try:
+                    nxt = await db.run(next_due_at)
+                except Exception as exc:  # database down: wait and retry, never exit
+                    log.error("polling failed: %s", exc)
+                    nxt = None
+                if nxt is not None:
+                    timeout = max(0.0, min(poll_interval, (nxt - rt.now()).total_seconds()))
+            if wake.is_set():
+                continue
+            waker = asyncio.ensure_future(wake.wait())
+            done, _ = await asyncio.wait(
+                {stopper, waker, *lanes}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             waker.cancel()
+            if not done:  # the poll interval passed, or the next due time came
+                poke()
     finally:
+        stopper.cancel()
         if listener:
             await listener.stop()
-        if in_flight:
-            _, pending = await asyncio.wait(list(in_flight), timeout=grace)
+        if lanes:
+            _, pending = await asyncio.wait(list(lanes), timeout=grace)
             for task in pending:  # give unfinished claims back so another worker runs them
-                token, jobs = in_flight.get(task, (None, []))
+                lane = lanes.get(task)
                 task.cancel()
-                if token:
+                if lane is not None and lane.claimed is not None:
+                    token, jobs = lane.claimed
                     with contextlib.suppress(Exception):
                         await db.run(release_jobs, token, [j.execution.id for j in jobs])
     return _summary(counts)
