@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -35,6 +35,24 @@ def make_engine(url: str, schema: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 10)
     engine = create_engine(normalize_url(url), **kwargs)
     return engine.execution_options(**schema_options(schema))
+
+
+_ASYNC_COMMIT = "dripdrop_async_commit"
+
+
+def mark_async_commit(engine: Engine) -> None:
+    """Record that ``engine``'s connections commit asynchronously by default (they were opened
+    with ``-c synchronous_commit=off``), so transactions need not say so each time."""
+
+    def connected(dbapi_connection: Any, record: Any) -> None:
+        record.info[_ASYNC_COMMIT] = True
+
+    event.listen(engine.pool, "connect", connected)
+
+
+def commits_async(conn: Connection) -> bool:
+    """Does this connection commit asynchronously unless told otherwise?"""
+    return bool(conn.info.get(_ASYNC_COMMIT))
 
 
 def make_async_engine(url: str, schema: str, **kwargs: Any) -> AsyncEngine:

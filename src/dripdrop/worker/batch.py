@@ -17,6 +17,7 @@ import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, text
 
+from dripdrop.db.engine import commits_async
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import plan_step
 from dripdrop.engine.process import Job, Outcome
@@ -52,6 +53,17 @@ def _dumps(value: Any) -> str:
 
 
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
+_SYNC_COMMIT = text("SET LOCAL synchronous_commit TO ON")
+
+
+def _commit_mode(conn: Connection, durable: bool) -> None:
+    """Make this transaction's commit wait for the WAL flush (``durable``) or not. Worker
+    connections are asynchronous by default, so the common case costs no statement."""
+    default_async = commits_async(conn)
+    if durable and default_async:
+        conn.execute(_SYNC_COMMIT)
+    elif not durable and not default_async:
+        conn.execute(_ASYNC_COMMIT)
 
 
 class Row(SimpleNamespace):
@@ -178,7 +190,7 @@ def claim_jobs(
     # A lost claim only means its lease is gone and the row is claimable again, so the claim
     # need not wait for the WAL flush.
     if async_commit:
-        conn.execute(_ASYNC_COMMIT)
+        _commit_mode(conn, durable=False)
     rows = _fetch(conn, sql, rt.schema, params, binary=True)
     if not rows:
         return []
@@ -274,8 +286,8 @@ def record_outcomes(
     less."""
     if not outcomes:
         return set()
-    if async_commit and not rt.durable_outcomes:
-        conn.execute(_ASYNC_COMMIT)
+    if async_commit:
+        _commit_mode(conn, durable=rt.durable_outcomes)
     waiting = enrollments_awaiting_events(outcomes)
     events: dict[Any, list[tuple[str, Any, datetime]]] = {}
     if waiting:
@@ -303,9 +315,7 @@ def finish_and_claim(
 ) -> list[Job]:
     """Record one batch's outcomes and claim the next batch in a single transaction (one commit
     per batch instead of two)."""
-    durable = bool(outcomes) and rt.durable_outcomes
-    if not durable:
-        conn.execute(_ASYNC_COMMIT)
+    _commit_mode(conn, durable=bool(outcomes) and rt.durable_outcomes)
     if outcomes:
         assert outcomes_now is not None
         record_outcomes(rt, conn, outcomes, outcomes_now, async_commit=False)

@@ -22,6 +22,7 @@ from dripdrop.engine.process import Job, Outcome, run_job
 from dripdrop.records import RunSummary
 from dripdrop.worker.batch import finish_and_claim, next_due_at, release_jobs
 from dripdrop.worker.eager import run_batch_jobs
+from dripdrop.worker.gc_tuning import relaxed_gc
 
 log = logging.getLogger("dripdrop.worker")
 
@@ -161,9 +162,10 @@ async def drain(
 
     # Repeat until a round claims nothing: a lane that stopped early may have missed work another
     # lane's batch made due.
-    while max_batches is None or batches < max_batches:
-        if sum(await asyncio.gather(*(lane().run() for _ in range(max(1, lanes))))) == 0:
-            break
+    with relaxed_gc():
+        while max_batches is None or batches < max_batches:
+            if sum(await asyncio.gather(*(lane().run() for _ in range(max(1, lanes))))) == 0:
+                break
     return _summary(counts)
 
 
@@ -277,41 +279,42 @@ async def work(
     if listener:
         listener.start()
     stopper = asyncio.ensure_future(stop.wait())
-    try:
-        poke()  # look for due work at once
-        while not stop.is_set():
-            if wake.is_set():
-                wake.clear()
-                start_lanes()
-            timeout = poll_interval
-            if not lanes:
-                try:
-                    nxt = await db.run(next_due_at)
-                except Exception as exc:  # database down: wait and retry, never exit
-                    log.error("polling failed: %s", exc)
-                    nxt = None
-                if nxt is not None:
-                    timeout = max(0.0, min(poll_interval, (nxt - rt.now()).total_seconds()))
-            if wake.is_set():
-                continue
-            waker = asyncio.ensure_future(wake.wait())
-            done, _ = await asyncio.wait(
-                {stopper, waker, *lanes}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            waker.cancel()
-            if not done:  # the poll interval passed, or the next due time came
-                poke()
-    finally:
-        stopper.cancel()
-        if listener:
-            await listener.stop()
-        if lanes:
-            _, pending = await asyncio.wait(list(lanes), timeout=grace)
-            for task in pending:  # give unfinished claims back so another worker runs them
-                lane = lanes.get(task)
-                task.cancel()
-                if lane is not None and lane.claimed is not None:
-                    token, jobs = lane.claimed
-                    with contextlib.suppress(Exception):
-                        await db.run(release_jobs, token, [j.execution.id for j in jobs])
+    with relaxed_gc():
+        try:
+            poke()  # look for due work at once
+            while not stop.is_set():
+                if wake.is_set():
+                    wake.clear()
+                    start_lanes()
+                timeout = poll_interval
+                if not lanes:
+                    try:
+                        nxt = await db.run(next_due_at)
+                    except Exception as exc:  # database down: wait and retry, never exit
+                        log.error("polling failed: %s", exc)
+                        nxt = None
+                    if nxt is not None:
+                        timeout = max(0.0, min(poll_interval, (nxt - rt.now()).total_seconds()))
+                if wake.is_set():
+                    continue
+                waker = asyncio.ensure_future(wake.wait())
+                done, _ = await asyncio.wait(
+                    {stopper, waker, *lanes}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                waker.cancel()
+                if not done:  # the poll interval passed, or the next due time came
+                    poke()
+        finally:
+            stopper.cancel()
+            if listener:
+                await listener.stop()
+            if lanes:
+                _, pending = await asyncio.wait(list(lanes), timeout=grace)
+                for task in pending:  # give unfinished claims back so another worker runs them
+                    lane = lanes.get(task)
+                    task.cancel()
+                    if lane is not None and lane.claimed is not None:
+                        token, jobs = lane.claimed
+                        with contextlib.suppress(Exception):
+                            await db.run(release_jobs, token, [j.execution.id for j in jobs])
     return _summary(counts)
