@@ -51,6 +51,14 @@ class StepDef:
         return {k: v for k, v in self.config.items() if k not in ENGINE_KEYS}
 
     @cached_property
+    def flat_config(self) -> Any:
+        """The message config compiled for fast rendering, when it is flat (else None)."""
+        from dripdrop.templates.render import compile_flat
+
+        engine = self.config.get("template_engine", "liquid")
+        return compile_flat(self.message_config, engine, channel=self.channel)
+
+    @cached_property
     def template_names(self) -> frozenset[str]:
         """Top-level variables the step's templates name (hooks are looked up among them)."""
         from dripdrop.templates import referenced_names

@@ -74,10 +74,14 @@ async def render_fields(
     """The step's config rendered with the context (hook values fetched only when named)."""
     engine = step.config.get("template_engine", "liquid")
     if step.template_type == "inline":  # the hot path: names and fields known per step
-        config = step.message_config
-        await hooks.fill(step.template_names - base.keys())
+        version = hooks.version
+        if version.hook_module or version.http_hooks:
+            await hooks.fill(step.template_names - base.keys())
         context = {**base, **hooks.values} if hooks.values else base
-        return render_config(config, context, engine, channel=step.channel)
+        flat = step.flat_config
+        if flat is not None:
+            return flat.render(context)
+        return render_config(step.message_config, context, engine, channel=step.channel)
     config = {k: v for k, v in step.config.items() if k not in ENGINE_KEYS}
     if step.template_type == "module":
         return {**config, **await _module_fields(step, hooks)}

@@ -164,6 +164,65 @@ def render_config(
     return walker.render(config, "config", top=True)
 
 
+class FlatConfig:
+    """A config whose values are all strings or scalars, compiled once: rendering it is one call
+    per template field (the engine's hot path renders the same step thousands of times)."""
+
+    __slots__ = ("fields", "mjml_body")
+
+    def __init__(self, fields: tuple[tuple[str, Any, Any], ...], mjml_body: bool) -> None:
+        self.fields = fields  # (key, compiled template or None, value)
+        self.mjml_body = mjml_body
+
+    def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The rendered fields, with the same results and errors as :func:`render_config`."""
+        ctx = as_context(context)
+        out: dict[str, Any] = {}
+        for key, compiled, value in self.fields:
+            if compiled is None:
+                out[key] = value
+                continue
+            try:
+                out[key] = compiled.render(ctx)
+            except DripDropError:
+                raise
+            except Exception as exc:
+                raise PermanentError(f"template error in config.{key}: {exc}") from exc
+        body = out.get(BODY_KEY)
+        if self.mjml_body and isinstance(body, str) and is_mjml(body):
+            try:
+                out[BODY_KEY] = compile_mjml(body)
+            except MjmlError as exc:
+                raise PermanentError(f"config.{BODY_KEY}: {exc}") from exc
+        return out
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def compile_flat(
+    config: Mapping[str, Any], engine: str = "liquid", *, channel: str | None = None
+) -> FlatConfig | None:
+    """A :class:`FlatConfig` for ``config``, or None when it nests dicts or lists, names an
+    unknown engine or holds a template that does not compile (:func:`render_config` then
+    renders it, and reports any error with its path)."""
+    if not is_engine(engine):
+        return None
+    text = text_engine(engine)
+    fields = []
+    for key, value in config.items():
+        if not isinstance(value, _SCALARS):
+            return None
+        compiled = None
+        if isinstance(value, str) and key not in SKIP_KEYS:
+            try:
+                compiled = _compile(text, value)
+            except TemplateSyntaxError:
+                return None
+        fields.append((key, compiled, value))
+    return FlatConfig(tuple(fields), channel in (None, "email"))
+
+
 class _Renderer:
     __slots__ = ("context", "engine", "mjml_body")
 
