@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from worker_support import enroll_n, one_step_sequence, sql
 
-from dripdrop.worker.queries import CLAIM, NEXT_DUE, q
+from dripdrop.worker.queries import CLAIM, FINISH, NEXT_DUE, q, raw_sql
 
 FINISHED = 1_000_000
 DUE = 20
@@ -107,3 +107,40 @@ def test_queue_queries_walk_the_partial_indexes_over_a_million_finished_rows(dd)
     assert len(rows) == DUE
     print(f"claim of {DUE} due among {FINISHED + 1005 + DUE} rows: {took * 1000:.1f} ms")
     assert took < 0.5
+
+
+def test_finish_reads_rows_by_primary_key_in_custom_and_generic_plans(dd) -> None:
+    """The FINISH statement (prepared by psycopg after a few runs, so PostgreSQL may switch to a
+    generic plan) reaches the executions it records by primary key, never by a scan of the
+    history. (Enrollments are 20 rows here: a scan of them is the right plan.)"""
+    _fill(dd)
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "token": str(uuid.uuid4()),
+            "state": "sent",
+            "action": "next",
+            "enrollment_id": str(uuid.uuid4()),
+            "next_id": str(uuid.uuid4()),
+            "next_step_id": str(uuid.uuid4()),
+        }
+        for _ in range(100)
+    ]
+    finish = raw_sql(FINISH, dd.schema).replace("%(rows)s", "$1").replace("%(now)s", "$2")
+    with dd.runtime.engine.begin() as conn:
+        conn.exec_driver_sql(f"PREPARE dd_finish (jsonb, timestamptz) AS {finish}")
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            conn.exec_driver_sql(f"SET LOCAL plan_cache_mode = {mode}")
+            # EXECUTE takes no bind parameters: the batch goes in as literals.
+            raw = conn.exec_driver_sql(
+                "EXPLAIN (FORMAT JSON) EXECUTE dd_finish "
+                f"($j${json.dumps(rows)}$j$, '{dd.runtime.now().isoformat()}')"
+            ).scalar()
+            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+            nodes = _nodes(plan)
+            shown = json.dumps(plan, indent=1)
+            scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"}
+            assert "step_executions" not in scanned, (mode, shown)
+            indexes = {n.get("Index Name") for n in nodes}
+            assert "pk_step_executions" in indexes, (mode, shown)
+        conn.exec_driver_sql("DEALLOCATE dd_finish")

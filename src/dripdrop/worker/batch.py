@@ -269,7 +269,7 @@ def finish_params(
                 )
                 due_now = due_now or (plan.scheduled_for is not None and plan.scheduled_for <= now)
         rows.append(row)
-    params = {"rows": _dumps(rows), "now": now, "ids": [o.job.execution.id for o in outcomes]}
+    params = {"rows": _dumps(rows), "now": now}
     return params, due_now
 
 

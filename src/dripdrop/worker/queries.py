@@ -82,7 +82,7 @@ WITH v AS MATERIALIZED (
         error_message = v.error_message, adapter_id = v.adapter_id, held = v.held,
         lease_token = NULL, locked_by = NULL, locked_until = NULL, updated_at = :now
     FROM v JOIN {s}.step_executions AS old ON old.id = v.id
-    WHERE x.id = ANY(CAST(:ids AS uuid[])) AND x.id = v.id AND x.lease_token = v.token
+    WHERE x.id = v.id AND x.lease_token = v.token
     RETURNING v.*, old.state AS previous_state
 ), moved AS (
     UPDATE {s}.enrollments AS e
