@@ -120,21 +120,25 @@ def test_finish_reads_rows_by_primary_key_in_custom_and_generic_plans(dd) -> Non
             "token": str(uuid.uuid4()),
             "state": "sent",
             "action": "next",
-            "enrollment_id": str(uuid.uuid4()),
             "next_id": str(uuid.uuid4()),
             "next_step_id": str(uuid.uuid4()),
         }
         for _ in range(100)
     ]
-    finish = raw_sql(FINISH, dd.schema).replace("%(rows)s", "$1").replace("%(now)s", "$2")
+    finish = (
+        raw_sql(FINISH, dd.schema)
+        .replace("%(rows)s", "$1")
+        .replace("%(now)s", "$2")
+        .replace("%(token)s", "$3")
+    )
     with dd.runtime.engine.begin() as conn:
-        conn.exec_driver_sql(f"PREPARE dd_finish (jsonb, timestamptz) AS {finish}")
+        conn.exec_driver_sql(f"PREPARE dd_finish (jsonb, timestamptz, uuid) AS {finish}")
         for mode in ("force_custom_plan", "force_generic_plan"):
             conn.exec_driver_sql(f"SET LOCAL plan_cache_mode = {mode}")
             # EXECUTE takes no bind parameters: the batch goes in as literals.
             raw = conn.exec_driver_sql(
                 "EXPLAIN (FORMAT JSON) EXECUTE dd_finish "
-                f"($j${json.dumps(rows)}$j$, '{dd.runtime.now().isoformat()}')"
+                f"($j${json.dumps(rows)}$j$, '{dd.runtime.now().isoformat()}', '{uuid.uuid4()}')"
             ).scalar()
             plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
             nodes = _nodes(plan)

@@ -204,24 +204,36 @@ def claim_jobs(
     return jobs
 
 
+OPTIONAL_FIELDS = (
+    "scheduled_for",
+    "executed_at",
+    "failed_at",
+    "recipient",
+    "payload",
+    "response",
+    "error_message",
+    "adapter_id",
+)
+
+
 def _outcome_row(o: Outcome) -> dict[str, Any]:
-    return {
-        "id": o.job.execution.id,
-        "token": o.job.token,
-        "state": o.state,
-        "scheduled_for": o.scheduled_for,
-        "executed_at": o.executed_at,
-        "failed_at": o.failed_at,
-        "retry_count": o.retry_count,
-        "recipient": o.recipient,
-        "payload": o.payload,
-        "response": o.response,
-        "error_message": o.error_message,
-        "adapter_id": o.adapter_id,
-        "held": o.held,
-        "enrollment_id": o.job.enrollment.id,
-        "action": None,
-    }
+    """An outcome as a FINISH batch row, without its null values."""
+    row: dict[str, Any] = {"id": o.job.execution.id, "state": o.state, "retry_count": o.retry_count}
+    for key in OPTIONAL_FIELDS:
+        value = getattr(o, key)
+        if value is not None:
+            row[key] = value
+    if o.held:
+        row["held"] = True
+    return row
+
+
+def _by_token(outcomes: list[Outcome]) -> list[list[Outcome]]:
+    """Outcomes grouped by the claim (lease token) they came from; one group in the worker."""
+    groups: dict[uuid.UUID, list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault(o.job.token, []).append(o)
+    return list(groups.values())
 
 
 def enrollments_awaiting_events(outcomes: list[Outcome]) -> list[Any]:
@@ -257,19 +269,20 @@ def finish_params(
                     previous_done=o.job.execution.scheduled_for or now,
                     events=events.get(enrollment.id, ()),
                 )
-                next_id = new_id()
-                row.update(
-                    action="next",
-                    next_id=next_id,
-                    next_step_id=step.id,
-                    next_due=plan.scheduled_for,
-                    next_waiting=plan.waiting_for,
-                    next_channel=step.channel,
-                    tenant_key=enrollment.tenant_key,
-                )
+                row["action"] = "next"
+                row["next_id"] = new_id()
+                row["next_step_id"] = step.id
+                row["next_channel"] = step.channel
+                if plan.scheduled_for is not None:
+                    row["next_due"] = plan.scheduled_for
+                if plan.waiting_for is not None:
+                    row["next_waiting"] = plan.waiting_for
                 due_now = due_now or (plan.scheduled_for is not None and plan.scheduled_for <= now)
         rows.append(row)
-    params = {"rows": _dumps(rows), "now": now}
+    tokens = {o.job.token for o in outcomes}
+    if len(tokens) != 1:
+        raise ValueError("a FINISH batch holds the outcomes of one claim (one lease token)")
+    params = {"rows": _dumps(rows), "now": now, "token": tokens.pop()}
     return params, due_now
 
 
@@ -295,8 +308,12 @@ def record_outcomes(
             events.setdefault(ev.enrollment_id, []).append(
                 (ev.event_key, ev.event_data, ev.occurred_at)
             )
-    params, due_now = finish_params(outcomes, now, events)
-    confirmed = {r[0] for r in _fetch(conn, FINISH, rt.schema, params)}
+    confirmed: set[Any] = set()
+    due_now = False
+    for claim in _by_token(outcomes):
+        params, due = finish_params(claim, now, events)
+        confirmed |= {r[0] for r in _fetch(conn, FINISH, rt.schema, params)}
+        due_now = due_now or due
     if due_now and confirmed:
         wake_workers(conn, rt.schema)
     return confirmed

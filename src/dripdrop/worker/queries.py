@@ -65,25 +65,27 @@ ORDER BY scheduled_for LIMIT 1
 # One statement finishes a whole batch: outcomes are written where this worker still holds the
 # lease (a late worker's write is a no-op), and only for those the enrollments move on and the
 # next executions are inserted. Each step passes its rows on through RETURNING, so no step joins
-# back to another (no per-batch quadratic join).
+# back to another (no per-batch quadratic join). A batch row leaves out what is null (and
+# ``held`` when false): every key parsed costs the server time.
 FINISH = """
 WITH v AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
-        id uuid, token uuid, state text, scheduled_for timestamptz, executed_at timestamptz,
+        id uuid, state text, scheduled_for timestamptz, executed_at timestamptz,
         failed_at timestamptz, retry_count int, recipient text, payload jsonb, response jsonb,
-        error_message text, adapter_id uuid, held boolean, enrollment_id uuid, action text,
+        error_message text, adapter_id uuid, held boolean, action text,
         next_id uuid, next_step_id uuid, next_due timestamptz, next_waiting text,
-        next_channel text, tenant_key text)
+        next_channel text)
 ), done AS (
     UPDATE {s}.step_executions AS x
     SET state = v.state, scheduled_for = COALESCE(v.scheduled_for, x.scheduled_for),
         executed_at = v.executed_at, failed_at = v.failed_at, retry_count = v.retry_count,
         recipient = v.recipient, payload = v.payload, response = v.response,
-        error_message = v.error_message, adapter_id = v.adapter_id, held = v.held,
+        error_message = v.error_message, adapter_id = v.adapter_id,
+        held = COALESCE(v.held, false),
         lease_token = NULL, locked_by = NULL, locked_until = NULL, updated_at = :now
     FROM v JOIN {s}.step_executions AS old ON old.id = v.id
-    WHERE x.id = v.id AND x.lease_token = v.token
-    RETURNING v.*, old.state AS previous_state
+    WHERE x.id = v.id AND x.lease_token = CAST(:token AS uuid)
+    RETURNING v.*, x.enrollment_id, x.tenant_key, old.state AS previous_state
 ), moved AS (
     UPDATE {s}.enrollments AS e
     SET current_step_id = CASE WHEN t.action = 'next' THEN t.next_step_id
