@@ -44,6 +44,12 @@ class StepDef:
     conditions: tuple[Any, ...] = ()
 
     @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Per-step results the engine derives on every execution (adapter candidates…),
+        kept with the step so they live as long as these definitions."""
+        return {}
+
+    @cached_property
     def message_config(self) -> dict[str, Any]:
         """The config without engine settings: what gets rendered and sent."""
         from dripdrop.engine.templating import ENGINE_KEYS

@@ -20,7 +20,20 @@ def _uuid(value: Any) -> uuid.UUID | None:
 def candidates(
     step: StepDef, version: VersionDef, adapters: AdapterSet
 ) -> list[tuple[uuid.UUID, float]]:
-    """The adapters a step may use, with weights, in rotation order (active ones only)."""
+    """The adapters a step may use, with weights, in rotation order (active ones only).
+    Worked out once per step, version and adapter set (callers must not change the list)."""
+    key = "candidates"  # one slot: a new adapter set or version replaces it
+    hit = step.memo.get(key)
+    if hit is not None and hit[0] is version and hit[1] is adapters:
+        return hit[2]
+    found = _candidates(step, version, adapters)
+    step.memo[key] = (version, adapters, found)
+    return found
+
+
+def _candidates(
+    step: StepDef, version: VersionDef, adapters: AdapterSet
+) -> list[tuple[uuid.UUID, float]]:
     if step.channel_adapter_id and step.channel_adapter_id in adapters.active:
         return [(step.channel_adapter_id, 1.0)]
     rotation = step.config.get("channel_adapter_rotation")

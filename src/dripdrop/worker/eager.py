@@ -22,6 +22,18 @@ def runs_in_process(job: Job) -> bool:
     step = job.step
     if step is None:
         return True  # skipped at once
+    key = "in_process"  # one slot: a new adapter set or version replaces it
+    hit = step.memo.get(key)
+    if hit is not None and hit[0] is job.version and hit[1] is job.adapters:
+        return bool(hit[2])
+    answer = _runs_in_process(job)
+    step.memo[key] = (job.version, job.adapters, answer)
+    return answer
+
+
+def _runs_in_process(job: Job) -> bool:
+    step = job.step
+    assert step is not None
     if step.template_type == "external":
         return False
     version = job.version
@@ -40,8 +52,14 @@ def runs_in_process(job: Job) -> bool:
     return True
 
 
-async def run_batch_jobs(jobs: Sequence[Job], run: Callable[[Job], Awaitable[T]]) -> list[T]:
-    """Results in the order of ``jobs``; the first exception propagates (like gather)."""
+async def run_batch_jobs(
+    jobs: Sequence[Job],
+    run: Callable[[Job], Awaitable[T]],
+    run_inline: Callable[[Job], Awaitable[T]] | None = None,
+) -> list[T]:
+    """Results in the order of ``jobs``; the first exception propagates (like gather).
+    ``run_inline`` runs the in-process ones (default ``run``): they need no concurrency limit."""
+    inline_run = run_inline or run
     results: list[Any] = [None] * len(jobs)
     tasks: list[tuple[int, asyncio.Future[T]]] = []
     inline: list[int] = []
@@ -52,7 +70,7 @@ async def run_batch_jobs(jobs: Sequence[Job], run: Callable[[Job], Awaitable[T]]
             tasks.append((i, asyncio.ensure_future(run(job))))
     try:
         for i in inline:
-            results[i] = await run(jobs[i])
+            results[i] = await inline_run(jobs[i])
         if tasks:
             for (i, _), value in zip(
                 tasks, await asyncio.gather(*(t for _, t in tasks)), strict=True

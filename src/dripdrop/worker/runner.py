@@ -14,7 +14,7 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -69,14 +69,18 @@ class Lane:
 
     async def _run_jobs(self, jobs: list[Job], now: datetime) -> list[Outcome]:
         services, semaphore = self.services, self.semaphore
-        if semaphore is None:
-            return await run_batch_jobs(jobs, lambda job: run_job(job, services, now))
 
-        async def one(job: Job) -> Outcome:
+        def direct(job: Job) -> Awaitable[Outcome]:
+            return run_job(job, services, now)
+
+        if semaphore is None:
+            return await run_batch_jobs(jobs, direct)
+
+        async def limited(job: Job) -> Outcome:
             async with semaphore:
                 return await run_job(job, services, now)
 
-        return await run_batch_jobs(jobs, one)
+        return await run_batch_jobs(jobs, limited, direct)
 
     def _count(self, outcomes: list[Outcome]) -> None:
         for o in outcomes:
