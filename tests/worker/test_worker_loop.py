@@ -156,3 +156,29 @@ def test_worker_rides_out_lost_database_connections(dd) -> None:
     ids = [m.execution_id for m in outbox()]
     assert len(ids) == len(set(ids)) == 30
     assert summary.sent == 30
+
+
+def test_a_failing_record_ends_the_lane_not_the_worker(dd, caplog) -> None:
+    """The next step is deleted while the batch before it is being delivered: recording that
+    batch then fails (its next executions would point at a missing step). That is not retried
+    forever, and the worker lives on: after the lease the executions run again and the
+    enrollments complete without the deleted step."""
+    seq = dd.create_sequence(name="S", key="s")
+    version = dd.create_sequence_version(seq.id, active=True)
+    dd.create_channel_adapter(name="slow", channel="email", provider="slow", config={"delay": 0.5})
+    dd.create_step(version.id, name="a", channel="email", config={"subject": "a", "body": "a"})
+    doomed = dd.create_step(
+        version.id, name="b", channel="email", config={"subject": "b", "body": "b"}
+    )
+    enroll_n(dd, 3)
+    with running_worker(
+        dd, concurrency=10, batch_size=10, poll_interval=0.2, lease_seconds=1.0
+    ) as (stop, join):
+        _wait_for(lambda: states(dd).get("sending", 0) == 3, 10, "3 deliveries in flight")
+        dd.delete_step(doomed.id)
+        _wait_for(lambda: not dd.list_active_enrollments("s"), 20, "the enrollments to end")
+        stop.set()
+        join()
+    assert "worker lane failed" in caplog.text
+    assert states(dd) == {"sent": 3}
+    assert {r.state for r in sql(dd, "SELECT state FROM {s}.enrollments")} == {"completed"}

@@ -18,6 +18,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import psycopg
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from dripdrop.engine.process import Job, Outcome, run_job
 from dripdrop.records import RunSummary
 from dripdrop.worker.batch import finish_and_claim, next_due_at, release_jobs
@@ -37,6 +40,13 @@ def _summary(counts: Counter[str]) -> RunSummary:
         retried=counts["retried"],
         deferred=counts["deferred"],
     )
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Is this the database going away (worth retrying), rather than a statement failing?"""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | psycopg.OperationalError)
 
 
 class Lane:
@@ -111,7 +121,8 @@ class Lane:
             except Exception as exc:
                 # The database is away: keep the outcomes and try again. Until they are written
                 # their executions stay leased; after the lease they would simply run again.
-                if self.retry_while is None or not self.retry_while():
+                # Any other error would fail the same way again: it ends the lane.
+                if not _connection_lost(exc) or self.retry_while is None or not self.retry_while():
                     raise
                 log.error("recording or claiming failed (%s); retrying in 1 s", exc)
                 await asyncio.sleep(1.0)
