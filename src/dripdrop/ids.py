@@ -18,10 +18,15 @@ def new_id() -> uuid.UUID:
     return uuid7()
 
 
+def new_id_text() -> str:
+    """A new time-ordered id as text (cheaper than :func:`new_id` when text is what is sent)."""
+    return str(uuid_utils.uuid7())
+
+
 def new_id_strings(n: int) -> list[str]:
     """``n`` new time-ordered ids as text, for COPY."""
     make = uuid_utils.uuid7
     return [str(make()) for _ in range(n)]
 
 
-__all__ = ["new_id", "new_id_strings"]
+__all__ = ["new_id", "new_id_strings", "new_id_text"]

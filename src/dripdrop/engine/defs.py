@@ -86,24 +86,29 @@ class VersionDef:
     steps: tuple[StepDef, ...]  # every step, in walking order (active or not)
     http_hooks: dict[str, Any] = field(default_factory=dict)  # key → row
 
+    @cached_property
+    def _by_id(self) -> dict[uuid.UUID, StepDef]:
+        return {s.id: s for s in self.steps}
+
+    @cached_property
+    def _next_active(self) -> dict[uuid.UUID, StepDef | None]:
+        after: dict[uuid.UUID, StepDef | None] = {}
+        following: StepDef | None = None
+        for s in reversed(self.steps):
+            after[s.id] = following
+            if s.active:
+                following = s
+        return after
+
     def step(self, step_id: uuid.UUID) -> StepDef | None:
-        for s in self.steps:
-            if s.id == step_id:
-                return s
-        return None
+        return self._by_id.get(step_id)
 
     def first_step(self) -> StepDef | None:
         return next((s for s in self.steps if s.active), None)
 
     def step_after(self, step_id: uuid.UUID) -> StepDef | None:
-        """The next active step after ``step_id`` in walking order."""
-        seen = False
-        for s in self.steps:
-            if seen and s.active:
-                return s
-            if s.id == step_id:
-                seen = True
-        return None
+        """The next active step after ``step_id`` in walking order (None for an unknown id)."""
+        return self._next_active.get(step_id)
 
     @property
     def exit_events(self) -> list[str]:

@@ -25,10 +25,18 @@ def delay_delta(amount: int, unit: str) -> timedelta:
     return timedelta(**{canonical: amount})
 
 
-def _utc(value: datetime, name: str) -> datetime:
+def _aware(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
-    return value.astimezone(UTC)
+    return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    return _as_utc(_aware(value, name))
 
 
 def due_time(
@@ -49,16 +57,19 @@ def due_time(
     engine's hot path).
     """
     t = timing if normalized else normalize_timing(timing)
-    start = _utc(enrollment_start, "enrollment_start")
-    done = _utc(previous_done, "previous_done") if previous_done is not None else None
+    # Aware datetimes compare and add correctly whatever their zone: check they are aware, and
+    # convert only the answer to UTC.
+    start = _aware(enrollment_start, "enrollment_start")
+    done = _aware(previous_done, "previous_done") if previous_done is not None else None
     since = done or start
-    if t["type"] == "immediate":
-        return since
-    if t["type"] == "delay":
+    kind = t["type"]
+    if kind == "immediate":
+        return _as_utc(since)
+    if kind == "delay":
         base = done if done and t["relative_to"] == "previous_step" else start
-        return max(base + timedelta(**{t["delay_unit"]: t["delay_amount"]}), since)
-    if t["type"] == "cron":
-        return next_cron_time(t["cron_expression"], t["timezone"], since)
+        return _as_utc(max(base + timedelta(**{t["delay_unit"]: t["delay_amount"]}), since))
+    if kind == "cron":
+        return next_cron_time(t["cron_expression"], t["timezone"], _as_utc(since))
     return None
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -21,7 +20,7 @@ from dripdrop.db.engine import commits_async
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import plan_step
 from dripdrop.engine.process import Job, Outcome
-from dripdrop.ids import new_id
+from dripdrop.ids import new_id_text
 from dripdrop.worker.queries import (
     CLAIM,
     CLAIM_ENROLLMENT,
@@ -66,13 +65,30 @@ def _commit_mode(conn: Connection, durable: bool) -> None:
         conn.execute(_ASYNC_COMMIT)
 
 
-class Row(SimpleNamespace):
+class ClaimedEnrollment:
     """The enrollment part of a claimed row: plain attributes (read on every job), and a
     ``_mapping`` like SQLAlchemy rows so records can be built from it."""
 
+    __slots__ = ("id", "state", "tenant_key", *_ENROLLMENT_FIELDS)
+
+    def __init__(self, r: Any) -> None:
+        self.id = r.enrollment_id
+        self.state = r.enrollment_state
+        self.tenant_key = r.enrollment_tenant_key
+        self.sequence_id = r.sequence_id
+        self.sequence_version_id = r.sequence_version_id
+        self.subscriber_type = r.subscriber_type
+        self.subscriber_id = r.subscriber_id
+        self.current_step_id = r.current_step_id
+        self.started_at = r.started_at
+        self.completed_at = r.completed_at
+        self.cancelled_at = r.cancelled_at
+        self.data = r.data
+        self.metadata = r.metadata
+
     @property
     def _mapping(self) -> dict[str, Any]:
-        return vars(self)
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def _fetch(
@@ -87,14 +103,6 @@ def _fetch(
             cur.execute(raw_sql(sql, schema), params)
             return cur.fetchall()
     return list(conn.execute(q(sql, schema), params))
-
-
-def _enrollment(r: Any) -> Row:
-    row = Row(**{f: getattr(r, f) for f in _ENROLLMENT_FIELDS})
-    row.id = r.enrollment_id
-    row.state = r.enrollment_state
-    row.tenant_key = r.enrollment_tenant_key
-    return row
 
 
 def claim_params(
@@ -140,7 +148,7 @@ def jobs_from_rows(
     jobs: list[Job] = []
     try:
         for r in rows:
-            enrollment = _enrollment(r)
+            enrollment = ClaimedEnrollment(r)
             vid = enrollment.sequence_version_id
             version = versions.get(vid)
             if version is None:
@@ -204,25 +212,25 @@ def claim_jobs(
     return jobs
 
 
-OPTIONAL_FIELDS = (
-    "scheduled_for",
-    "executed_at",
-    "failed_at",
-    "recipient",
-    "payload",
-    "response",
-    "error_message",
-    "adapter_id",
-)
-
-
 def _outcome_row(o: Outcome) -> dict[str, Any]:
     """An outcome as a FINISH batch row, without its null values."""
     row: dict[str, Any] = {"id": o.job.execution.id, "state": o.state, "retry_count": o.retry_count}
-    for key in OPTIONAL_FIELDS:
-        value = getattr(o, key)
-        if value is not None:
-            row[key] = value
+    if o.scheduled_for is not None:
+        row["scheduled_for"] = o.scheduled_for
+    if o.executed_at is not None:
+        row["executed_at"] = o.executed_at
+    if o.failed_at is not None:
+        row["failed_at"] = o.failed_at
+    if o.recipient is not None:
+        row["recipient"] = o.recipient
+    if o.payload is not None:
+        row["payload"] = o.payload
+    if o.response is not None:
+        row["response"] = o.response
+    if o.error_message is not None:
+        row["error_message"] = o.error_message
+    if o.adapter_id is not None:
+        row["adapter_id"] = o.adapter_id
     if o.held:
         row["held"] = True
     return row
@@ -270,7 +278,7 @@ def finish_params(
                     events=events.get(enrollment.id, ()),
                 )
                 row["action"] = "next"
-                row["next_id"] = new_id()
+                row["next_id"] = new_id_text()
                 row["next_step_id"] = step.id
                 row["next_channel"] = step.channel
                 if plan.scheduled_for is not None:
