@@ -100,6 +100,10 @@ class VersionDef:
                 following = s
         return after
 
+    @cached_property
+    def has_event_steps(self) -> bool:
+        return any(s.timing.get("type") == "event" for s in self.steps)
+
     def step(self, step_id: uuid.UUID) -> StepDef | None:
         return self._by_id.get(step_id)
 

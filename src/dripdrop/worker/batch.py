@@ -238,6 +238,9 @@ def _outcome_row(o: Outcome) -> dict[str, Any]:
 
 def _by_token(outcomes: list[Outcome]) -> list[list[Outcome]]:
     """Outcomes grouped by the claim (lease token) they came from; one group in the worker."""
+    first = outcomes[0].job.token
+    if all(o.job.token is first for o in outcomes):  # the worker's case: one claim
+        return [outcomes]
     groups: dict[uuid.UUID, list[Outcome]] = {}
     for o in outcomes:
         groups.setdefault(o.job.token, []).append(o)
@@ -248,7 +251,7 @@ def enrollments_awaiting_events(outcomes: list[Outcome]) -> list[Any]:
     """Enrollments whose next step is an event step (their past events decide its plan)."""
     out = []
     for o in outcomes:
-        if o.advances:
+        if o.job.version.has_event_steps and o.advances:
             step = o.job.version.step_after(o.job.execution.step_id)
             if step is not None and step.timing.get("type") == "event":
                 out.append(o.job.enrollment.id)
@@ -275,7 +278,7 @@ def finish_params(
                     step,
                     enrollment_start=enrollment.started_at,
                     previous_done=o.job.execution.scheduled_for or now,
-                    events=events.get(enrollment.id, ()),
+                    events=events.get(enrollment.id, ()) if events else (),
                 )
                 row["action"] = "next"
                 row["next_id"] = new_id_text()
@@ -287,10 +290,10 @@ def finish_params(
                     row["next_waiting"] = plan.waiting_for
                 due_now = due_now or (plan.scheduled_for is not None and plan.scheduled_for <= now)
         rows.append(row)
-    tokens = {o.job.token for o in outcomes}
-    if len(tokens) != 1:
+    token = outcomes[0].job.token
+    if any(o.job.token is not token and o.job.token != token for o in outcomes):
         raise ValueError("a FINISH batch holds the outcomes of one claim (one lease token)")
-    params = {"rows": _dumps(rows), "now": now, "token": tokens.pop()}
+    params = {"rows": _dumps(rows), "now": now, "token": token}
     return params, due_now
 
 
