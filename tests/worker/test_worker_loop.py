@@ -182,3 +182,35 @@ def test_a_failing_record_ends_the_lane_not_the_worker(dd, caplog) -> None:
     assert "worker lane failed" in caplog.text
     assert states(dd) == {"sent": 3}
     assert {r.state for r in sql(dd, "SELECT state FROM {s}.enrollments")} == {"completed"}
+
+
+def test_an_idle_worker_waits_out_other_workers_leases_instead_of_spinning(dd, monkeypatch) -> None:
+    """Due rows under another worker's live lease are not claimable: an idle worker sleeps
+    until that lease runs out (or its poll comes), then takes the rows over."""
+    from dripdrop.worker import runner
+
+    one_step_sequence(dd)
+    enroll_n(dd, 5)
+    sql(
+        dd,
+        "UPDATE {s}.step_executions SET lease_token = gen_random_uuid(), locked_by = 'other', "
+        "locked_until = clock_timestamp() + interval '1.5 seconds'",
+    )
+    rounds: list[float] = []
+    real = runner.finish_and_claim
+
+    def counting(*args: Any) -> Any:
+        rounds.append(time.monotonic())
+        return real(*args)
+
+    monkeypatch.setattr(runner, "finish_and_claim", counting)
+    started = time.monotonic()
+    with running_worker(dd, concurrency=10, poll_interval=5.0, listen=False) as (stop, join):
+        _wait_for(lambda: len(outbox()) == 5, 10, "the rows after the other lease ran out")
+        took = time.monotonic() - started
+        stop.set()
+        join()
+    # One look at start, one when the lease ran out (and each lane's empty claim after its
+    # batch): a handful of round trips, not a spin.
+    assert len(rounds) <= 8, len(rounds)
+    assert 1.3 < took < 4.0, took

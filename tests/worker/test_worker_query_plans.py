@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from worker_support import enroll_n, one_step_sequence, sql
 
-from dripdrop.worker.queries import CLAIM, FINISH, NEXT_DUE, q, raw_sql
+from dripdrop.worker.queries import CLAIM, FINISH, NEXT_DUE, NEXT_WAKE, q, raw_sql
 
 FINISHED = 1_000_000
 DUE = 20
@@ -97,6 +97,7 @@ def test_queue_queries_walk_the_partial_indexes_over_a_million_finished_rows(dd)
 
     _assert_uses(_plan(dd, CLAIM, **claim), "ix_step_executions_due")
     _assert_uses(_plan(dd, NEXT_DUE), "ix_step_executions_due")
+    _assert_uses(_plan(dd, NEXT_WAKE), "ix_step_executions_due")
 
     # And the claim takes exactly the due rows, fast: neither history, nor future work, nor rows
     # under a live lease.

@@ -365,4 +365,25 @@ def next_due_at(rt: Any, conn: Connection) -> datetime | None:
     return next_due(conn, rt.schema)
 
 
-__all__ = ["claim_jobs", "finish_and_claim", "next_due_at", "record_outcomes", "release_jobs"]
+def idle_timeout(rt: Any, conn: Connection, poll_interval: float) -> float:
+    """Seconds an idle worker may sleep: until the next unleased execution is due or the first
+    lease ahead of it runs out, at most ``poll_interval``."""
+    from dripdrop.worker.queries import next_wake
+
+    next_free, lease_left = next_wake(conn, rt.schema)
+    timeout = poll_interval
+    if next_free is not None:
+        timeout = min(timeout, (next_free - rt.now()).total_seconds())
+    if lease_left is not None:
+        timeout = min(timeout, lease_left)
+    return max(0.0, timeout)
+
+
+__all__ = [
+    "claim_jobs",
+    "finish_and_claim",
+    "idle_timeout",
+    "next_due_at",
+    "record_outcomes",
+    "release_jobs",
+]

@@ -62,6 +62,23 @@ WHERE state = 'scheduled' AND NOT held AND scheduled_for IS NOT NULL
 ORDER BY scheduled_for LIMIT 1
 """
 
+# When an idle worker should look again: the first scheduled row no live lease holds (its due
+# time, on the engine's clock), and the first lease to run out among the rows ahead of it
+# (seconds, on the database's clock). Rows under another worker's lease are due but not
+# claimable: without the second answer an idle worker would spin until they are recorded. Only
+# the head of the due index is read; beyond it the poll interval keeps the worker correct.
+NEXT_WAKE = """
+SELECT min(scheduled_for) FILTER (
+           WHERE locked_until IS NULL OR locked_until <= clock_timestamp()) AS next_free,
+       min(EXTRACT(EPOCH FROM locked_until - clock_timestamp())) FILTER (
+           WHERE locked_until > clock_timestamp()) AS lease_left
+FROM (
+    SELECT scheduled_for, locked_until FROM {s}.step_executions
+    WHERE state = 'scheduled' AND NOT held AND scheduled_for IS NOT NULL
+    ORDER BY scheduled_for LIMIT 1000
+) AS head
+"""
+
 # One statement finishes a whole batch: outcomes are written where this worker still holds the
 # lease (a late worker's write is a no-op), and only for those the enrollments move on and the
 # next executions are inserted. Each step passes its rows on through RETURNING, so no step joins
@@ -150,3 +167,9 @@ def q(sql: str, schema: str) -> Any:
 
 def next_due(conn: Connection, schema: str) -> datetime | None:
     return conn.execute(q(NEXT_DUE, schema)).scalar()
+
+
+def next_wake(conn: Connection, schema: str) -> tuple[datetime | None, float | None]:
+    """(first unleased due time, seconds until the first lease ahead of it runs out)."""
+    row = conn.execute(q(NEXT_WAKE, schema)).one()
+    return row.next_free, None if row.lease_left is None else float(row.lease_left)

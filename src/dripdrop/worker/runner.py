@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from dripdrop.engine.process import Job, Outcome, run_job
 from dripdrop.records import RunSummary
-from dripdrop.worker.batch import finish_and_claim, next_due_at, release_jobs
+from dripdrop.worker.batch import finish_and_claim, idle_timeout, release_jobs
 from dripdrop.worker.eager import run_batch_jobs
 from dripdrop.worker.gc_tuning import relaxed_gc
 
@@ -304,12 +304,9 @@ async def work(
                 timeout = poll_interval
                 if not lanes:
                     try:
-                        nxt = await db.run(next_due_at)
+                        timeout = await db.run(idle_timeout, poll_interval)
                     except Exception as exc:  # database down: wait and retry, never exit
                         log.error("polling failed: %s", exc)
-                        nxt = None
-                    if nxt is not None:
-                        timeout = max(0.0, min(poll_interval, (nxt - rt.now()).total_seconds()))
                 if wake.is_set():
                     continue
                 waker = asyncio.ensure_future(wake.wait())
