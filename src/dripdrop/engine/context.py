@@ -67,12 +67,18 @@ class HookValues:
                     continue
 
 
+def id_text(row: Any) -> str:
+    """A claimed row's id as text: the text the claim returned, else ``str(id)``."""
+    text = getattr(row, "id_text", None)
+    return text if text is not None else str(row.id)
+
+
 def base_context(version: VersionDef, step: StepDef, enrollment: Any) -> dict[str, Any]:
     ctx = dict(enrollment.data or {})
     ctx.update(
         subscriber_id=enrollment.subscriber_id,
         subscriber_type=enrollment.subscriber_type,
-        enrollment_id=str(enrollment.id),
+        enrollment_id=id_text(enrollment),
         sequence_key=version.sequence_key,
         step_key=step.key,
     )

@@ -15,7 +15,7 @@ from typing import Any
 from dripdrop.channels.base import DeliveryResult, Message
 from dripdrop.channels.registry import get_provider
 from dripdrop.engine.conditions import compare, lookup, next_window_opening
-from dripdrop.engine.context import HookValues, base_context
+from dripdrop.engine.context import HookValues, base_context, id_text
 from dripdrop.engine.defs import AdapterSet, StepDef, VersionDef
 from dripdrop.engine.recipients import resolve_recipient
 from dripdrop.engine.routing import choose_adapter
@@ -215,10 +215,10 @@ async def run_job(job: Job, services: Any, now: datetime) -> Outcome:
             channel=step.channel,
             recipient=recipient,
             fields=fields,
-            execution_id=str(ex.id),
+            execution_id=id_text(ex),
             idempotency_key=ex.idempotency_key,
             metadata={
-                "enrollment_id": str(job.enrollment.id),
+                "enrollment_id": id_text(job.enrollment),
                 "step_key": step.key,
                 "sequence_key": job.version.sequence_key,
             },

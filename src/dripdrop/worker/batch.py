@@ -69,10 +69,11 @@ class ClaimedEnrollment:
     """The enrollment part of a claimed row: plain attributes (read on every job), and a
     ``_mapping`` like SQLAlchemy rows so records can be built from it."""
 
-    __slots__ = ("id", "state", "tenant_key", *_ENROLLMENT_FIELDS)
+    __slots__ = ("id", "id_text", "state", "tenant_key", *_ENROLLMENT_FIELDS)
 
     def __init__(self, r: Any) -> None:
         self.id = r.enrollment_id
+        self.id_text = r.enrollment_id_text
         self.state = r.enrollment_state
         self.tenant_key = r.enrollment_tenant_key
         self.sequence_id = r.sequence_id
@@ -88,7 +89,7 @@ class ClaimedEnrollment:
 
     @property
     def _mapping(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self.__slots__ if name != "id_text"}
 
 
 def _fetch(

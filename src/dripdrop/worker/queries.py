@@ -4,6 +4,9 @@ The execution row is the job: ``state = 'scheduled' AND NOT held`` rows are wait
 partial index ``ix_step_executions_due`` holds exactly those, ordered by ``scheduled_for`` — so a
 claim costs the same whether the table holds a thousand finished rows or a hundred million.
 
+The claim also returns the ids as text (PostgreSQL formats a UUID far faster than Python's
+``str(uuid)``, and every delivery needs both as text).
+
 A claim only stamps a lease (``lease_token``, ``locked_until``) on the row: no indexed column
 changes, so PostgreSQL can update it in place (HOT), and a row whose lease has expired — its worker
 died — is simply claimable again: recovery needs no separate pass. Records report a leased
@@ -37,7 +40,8 @@ WITH due AS (
     RETURNING x.id, x.enrollment_id, x.step_id, x.scheduled_for, x.retry_count, x.adapter_id,
               x.waiting_for, x.replay_of, x.idempotency_key, x.channel, x.tenant_key
 )
-SELECT c.*, e.sequence_id, e.sequence_version_id, e.subscriber_type, e.subscriber_id,
+SELECT c.*, c.id::text AS id_text, e.id::text AS enrollment_id_text,
+       e.sequence_id, e.sequence_version_id, e.subscriber_type, e.subscriber_id,
        e.state AS enrollment_state, e.current_step_id, e.started_at, e.completed_at,
        e.cancelled_at, e.data, e.metadata, e.tenant_key AS enrollment_tenant_key
 FROM claimed AS c JOIN {s}.enrollments AS e ON e.id = c.enrollment_id
