@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from worker_support import enroll_n, one_step_sequence, sql
 
+from dripdrop.worker.batch import claim_params
 from dripdrop.worker.queries import CLAIM, FINISH, NEXT_DUE, NEXT_WAKE, q, raw_sql
 
 FINISHED = 1_000_000
@@ -110,15 +111,33 @@ def test_queue_queries_walk_the_partial_indexes_over_a_million_finished_rows(dd)
     assert took < 0.5
 
 
-def test_finish_reads_rows_by_primary_key_in_custom_and_generic_plans(dd) -> None:
-    """The FINISH statement (prepared by psycopg after a few runs, so PostgreSQL may switch to a
-    generic plan) reaches the executions it records by primary key, never by a scan of the
+def _explain_prepared(conn: Any, statement: str, types: str, args: str) -> list[dict[str, Any]]:
+    """EXPLAIN a prepared statement under forced custom and generic plans: both plans' nodes.
+    (EXECUTE takes no bind parameters, so ``args`` are SQL literals.)"""
+    conn.exec_driver_sql(f"PREPARE dd_stmt ({types}) AS {statement}")
+    plans = []
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        conn.exec_driver_sql(f"SET LOCAL plan_cache_mode = {mode}")
+        raw = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) EXECUTE dd_stmt ({args})").scalar()
+        plans.append((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"])
+    conn.exec_driver_sql("DEALLOCATE dd_stmt")
+    return plans
+
+
+def test_prepared_claim_and_finish_use_the_indexes_in_custom_and_generic_plans(dd) -> None:
+    """psycopg prepares the hot statements after a few runs, and PostgreSQL may then switch to
+    a generic plan: the claim (its batch size written into the statement) still walks the due
+    index, and FINISH reaches the executions it records by primary key, never by a scan of the
     history. (Enrollments are 20 rows here: a scan of them is the right plan.)"""
     _fill(dd)
+    rt = dd.runtime
+    sql, _ = claim_params(rt, 100, uuid.uuid4(), rt.now(), 120.0)
+    claim = raw_sql(sql, dd.schema)
+    for name, n in (("now", 1), ("token", 2), ("worker", 3), ("lease", 4)):
+        claim = claim.replace(f"%({name})s", f"${n}")
     rows = [
         {
             "id": str(uuid.uuid4()),
-            "token": str(uuid.uuid4()),
             "state": "sent",
             "action": "next",
             "next_id": str(uuid.uuid4()),
@@ -132,20 +151,22 @@ def test_finish_reads_rows_by_primary_key_in_custom_and_generic_plans(dd) -> Non
         .replace("%(now)s", "$2")
         .replace("%(token)s", "$3")
     )
-    with dd.runtime.engine.begin() as conn:
-        conn.exec_driver_sql(f"PREPARE dd_finish (jsonb, timestamptz, uuid) AS {finish}")
-        for mode in ("force_custom_plan", "force_generic_plan"):
-            conn.exec_driver_sql(f"SET LOCAL plan_cache_mode = {mode}")
-            # EXECUTE takes no bind parameters: the batch goes in as literals.
-            raw = conn.exec_driver_sql(
-                "EXPLAIN (FORMAT JSON) EXECUTE dd_finish "
-                f"($j${json.dumps(rows)}$j$, '{dd.runtime.now().isoformat()}', '{uuid.uuid4()}')"
-            ).scalar()
-            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
-            nodes = _nodes(plan)
-            shown = json.dumps(plan, indent=1)
-            scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"}
-            assert "step_executions" not in scanned, (mode, shown)
-            indexes = {n.get("Index Name") for n in nodes}
-            assert "pk_step_executions" in indexes, (mode, shown)
-        conn.exec_driver_sql("DEALLOCATE dd_finish")
+    now = rt.now().isoformat()
+    with rt.engine.begin() as conn:
+        claim_plans = _explain_prepared(
+            conn, claim, "timestamptz, uuid, text, float8", f"'{now}', '{uuid.uuid4()}', 'w', 120"
+        )
+        finish_plans = _explain_prepared(
+            conn,
+            finish,
+            "jsonb, timestamptz, uuid",
+            f"$j${json.dumps(rows)}$j$, '{now}', '{uuid.uuid4()}'",
+        )
+    for plan in claim_plans:
+        _assert_uses(plan, "ix_step_executions_due")
+    for plan in finish_plans:
+        nodes = _nodes(plan)
+        shown = json.dumps(plan, indent=1)
+        scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"}
+        assert "step_executions" not in scanned, shown
+        assert "pk_step_executions" in {n.get("Index Name") for n in nodes}, shown
