@@ -208,3 +208,35 @@ async def test_async_face_enrolls_and_runs(env, database_url):
     assert summary.sent == 1
     assert [m.payload["subject"] for m in outbox()] == ["hi Ada"]
     await add.close()
+
+
+async def test_async_face_runs_a_worker_until_stopped(env, database_url):
+    import asyncio
+
+    from dripdrop import AsyncDripDrop
+
+    add = AsyncDripDrop(
+        database_url,
+        schema=env.schema,
+        clock=env.clock,
+        encryption_key="MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    )
+    await add.create_channel_adapter(name="mem", channel="email", provider="memory")
+    seq = await add.create_sequence(name="W", key="w")
+    v = await add.create_sequence_version(seq.id, active=True)
+    await add.create_step(v.id, name="hello", channel="email", config={"subject": "s", "body": "b"})
+    for i in range(30):
+        await add.enroll("w", {"type": "User", "id": i}, data={"email": f"u{i}@x.io"})
+    stop = asyncio.Event()
+    worker = asyncio.create_task(
+        add.run_worker(concurrency=20, batch_size=10, poll_interval=0.2, stop_event=stop)
+    )
+    for _ in range(200):
+        if len(outbox()) == 30:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    summary = await asyncio.wait_for(worker, 10)
+    await add.close()
+    assert summary.sent == 30
+    assert len({m.execution_id for m in outbox()}) == 30
