@@ -218,25 +218,26 @@ def claim_jobs(
     return jobs
 
 
+# Outcome fields a FINISH row carries only when they are set.
+_OPTIONAL = (
+    "scheduled_for",
+    "executed_at",
+    "failed_at",
+    "recipient",
+    "payload",
+    "response",
+    "error_message",
+    "adapter_id",
+)
+
+
 def _outcome_row(o: Outcome) -> dict[str, Any]:
     """An outcome as a FINISH batch row, without its null values."""
     row: dict[str, Any] = {"id": o.job.execution.id, "state": o.state, "retry_count": o.retry_count}
-    if o.scheduled_for is not None:
-        row["scheduled_for"] = o.scheduled_for
-    if o.executed_at is not None:
-        row["executed_at"] = o.executed_at
-    if o.failed_at is not None:
-        row["failed_at"] = o.failed_at
-    if o.recipient is not None:
-        row["recipient"] = o.recipient
-    if o.payload is not None:
-        row["payload"] = o.payload
-    if o.response is not None:
-        row["response"] = o.response
-    if o.error_message is not None:
-        row["error_message"] = o.error_message
-    if o.adapter_id is not None:
-        row["adapter_id"] = o.adapter_id
+    for name in _OPTIONAL:
+        value = getattr(o, name)
+        if value is not None:
+            row[name] = value
     if o.held:
         row["held"] = True
     return row
