@@ -57,7 +57,7 @@ class HookValues:
     async def fill(self, names: set[str]) -> None:
         """Fetch the hook values a template names (only those). A name the hook module
         declines is simply undefined in the template."""
-        if not names or (self.version.hook_module is None and not self.version.http_hooks):
+        if not names or not self.version.has_hooks:
             return
         for name in sorted(names):
             if name not in self.base and self.is_hook(name):

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select
 
 from dripdrop.channels.base import AdapterInfo
 from dripdrop.db import models as m
 from dripdrop.definitions.secrets import unseal
+
+T = TypeVar("T")
 
 S = m.Sequence.__table__
 V = m.SequenceVersion.__table__
@@ -44,10 +47,19 @@ class StepDef:
     conditions: tuple[Any, ...] = ()
 
     @cached_property
-    def memo(self) -> dict[Any, Any]:
-        """Per-step results the engine derives on every execution (adapter candidates…),
-        kept with the step so they live as long as these definitions."""
+    def _memo(self) -> dict[str, tuple[Any, Any, Any]]:
         return {}
+
+    def derived(self, kind: str, version: Any, adapters: Any, compute: Callable[[], T]) -> T:
+        """A result the engine derives from this step, its version and an adapter set on every
+        execution (adapter candidates…), computed once and kept with the step. One slot per
+        ``kind``: a newer version or adapter set replaces it, so nothing piles up."""
+        hit = self._memo.get(kind)
+        if hit is not None and hit[0] is version and hit[1] is adapters:
+            return hit[2]  # type: ignore[no-any-return]
+        value = compute()
+        self._memo[kind] = (version, adapters, value)
+        return value
 
     @cached_property
     def message_config(self) -> dict[str, Any]:
@@ -99,6 +111,11 @@ class VersionDef:
             if s.active:
                 following = s
         return after
+
+    @property
+    def has_hooks(self) -> bool:
+        """Does this version define any hook (a Python hook module or HTTP hooks)?"""
+        return bool(self.hook_module or self.http_hooks)
 
     @cached_property
     def has_event_steps(self) -> bool:

@@ -22,13 +22,9 @@ def candidates(
 ) -> list[tuple[uuid.UUID, float]]:
     """The adapters a step may use, with weights, in rotation order (active ones only).
     Worked out once per step, version and adapter set (callers must not change the list)."""
-    key = "candidates"  # one slot: a new adapter set or version replaces it
-    hit = step.memo.get(key)
-    if hit is not None and hit[0] is version and hit[1] is adapters:
-        return hit[2]
-    found = _candidates(step, version, adapters)
-    step.memo[key] = (version, adapters, found)
-    return found
+    return step.derived(
+        "candidates", version, adapters, lambda: _candidates(step, version, adapters)
+    )
 
 
 def _candidates(

@@ -74,8 +74,7 @@ async def render_fields(
     """The step's config rendered with the context (hook values fetched only when named)."""
     engine = step.config.get("template_engine", "liquid")
     if step.template_type == "inline":  # the hot path: names and fields known per step
-        version = hooks.version
-        if version.hook_module or version.http_hooks:
+        if hooks.version.has_hooks:  # else there is nothing to fetch (skip the set arithmetic)
             await hooks.fill(step.template_names - base.keys())
         context = {**base, **hooks.values} if hooks.values else base
         flat = step.flat_config

@@ -130,12 +130,26 @@ def _render_text(engine: str, source: str, path: str, context: Mapping[str, Any]
         raise PermanentError(f"{path}: {exc}") from exc
     if compiled is None:
         return source
+    return _run(compiled, context, path)
+
+
+def _run(compiled: CompiledTemplate, context: Mapping[str, Any], path: str) -> str:
     try:
         return compiled.render(context)
     except DripDropError:
         raise  # a hook's own error (e.g. TransientError) keeps its meaning
     except Exception as exc:
         raise PermanentError(f"template error in {path}: {exc}") from exc
+
+
+def _mjml_body(text: str, path: str) -> str:
+    """An email body compiled from MJML when it is an MJML document, else as it is."""
+    if not is_mjml(text):
+        return text
+    try:
+        return compile_mjml(text)
+    except MjmlError as exc:
+        raise PermanentError(f"{path}: {exc}") from exc
 
 
 def render_string(source: str, context: Mapping[str, Any], engine: str = "liquid") -> str:
@@ -170,30 +184,19 @@ class FlatConfig:
 
     __slots__ = ("fields", "mjml_body")
 
-    def __init__(self, fields: tuple[tuple[str, Any, Any], ...], mjml_body: bool) -> None:
-        self.fields = fields  # (key, compiled template or None, value)
+    def __init__(self, fields: tuple[tuple[str, Any, Any, str], ...], mjml_body: bool) -> None:
+        self.fields = fields  # (key, compiled template or None, value, path for errors)
         self.mjml_body = mjml_body
 
     def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """The rendered fields, with the same results and errors as :func:`render_config`."""
         ctx = as_context(context)
         out: dict[str, Any] = {}
-        for key, compiled, value in self.fields:
-            if compiled is None:
-                out[key] = value
-                continue
-            try:
-                out[key] = compiled.render(ctx)
-            except DripDropError:
-                raise
-            except Exception as exc:
-                raise PermanentError(f"template error in config.{key}: {exc}") from exc
+        for key, compiled, value, path in self.fields:
+            out[key] = value if compiled is None else _run(compiled, ctx, path)
         body = out.get(BODY_KEY)
-        if self.mjml_body and isinstance(body, str) and is_mjml(body):
-            try:
-                out[BODY_KEY] = compile_mjml(body)
-            except MjmlError as exc:
-                raise PermanentError(f"config.{BODY_KEY}: {exc}") from exc
+        if self.mjml_body and isinstance(body, str):
+            out[BODY_KEY] = _mjml_body(body, f"config.{BODY_KEY}")
         return out
 
 
@@ -219,7 +222,7 @@ def compile_flat(
                 compiled = _compile(text, value)
             except TemplateSyntaxError:
                 return None
-        fields.append((key, compiled, value))
+        fields.append((key, compiled, value, f"config.{key}"))
     return FlatConfig(tuple(fields), channel in (None, "email"))
 
 
@@ -242,17 +245,9 @@ class _Renderer:
                 else:
                     out[key] = self.render(item, f"{path}.{key}")
             if top and self.mjml_body and isinstance(out.get(BODY_KEY), str):
-                out[BODY_KEY] = self._mjml(out[BODY_KEY], f"{path}.{BODY_KEY}")
+                out[BODY_KEY] = _mjml_body(out[BODY_KEY], f"{path}.{BODY_KEY}")
             return out
         if isinstance(value, list | tuple):
             items = [self.render(item, f"{path}.{i}") for i, item in enumerate(value)]
             return items if isinstance(value, list) else tuple(items)
         return copy.deepcopy(value)
-
-    def _mjml(self, text: str, path: str) -> str:
-        if not is_mjml(text):
-            return text
-        try:
-            return compile_mjml(text)
-        except MjmlError as exc:
-            raise PermanentError(f"{path}: {exc}") from exc

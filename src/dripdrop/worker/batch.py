@@ -28,6 +28,9 @@ from dripdrop.worker.queries import (
     EVENT_COUNTS,
     EVENTS_OF,
     FINISH,
+    RELEASE,
+    next_due,
+    next_wake,
     q,
     raw_sql,
 )
@@ -361,22 +364,16 @@ def finish_and_claim(
 
 def release_jobs(rt: Any, conn: Connection, token: uuid.UUID, ids: list[Any]) -> None:
     """Give claimed executions back (graceful shutdown before they ran)."""
-    from dripdrop.worker.queries import RELEASE
-
     conn.execute(q(RELEASE, rt.schema), {"token": token, "ids": ids})
 
 
 def next_due_at(rt: Any, conn: Connection) -> datetime | None:
-    from dripdrop.worker.queries import next_due
-
     return next_due(conn, rt.schema)
 
 
 def idle_timeout(rt: Any, conn: Connection, poll_interval: float) -> float:
     """Seconds an idle worker may sleep: until the next unleased execution is due or the first
     lease ahead of it runs out, at most ``poll_interval``."""
-    from dripdrop.worker.queries import next_wake
-
     next_free, lease_left = next_wake(conn, rt.schema)
     timeout = poll_interval
     if next_free is not None:

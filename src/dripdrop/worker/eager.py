@@ -22,13 +22,7 @@ def runs_in_process(job: Job) -> bool:
     step = job.step
     if step is None:
         return True  # skipped at once
-    key = "in_process"  # one slot: a new adapter set or version replaces it
-    hit = step.memo.get(key)
-    if hit is not None and hit[0] is job.version and hit[1] is job.adapters:
-        return bool(hit[2])
-    answer = _runs_in_process(job)
-    step.memo[key] = (job.version, job.adapters, answer)
-    return answer
+    return step.derived("in_process", job.version, job.adapters, lambda: _runs_in_process(job))
 
 
 def _runs_in_process(job: Job) -> bool:
@@ -37,7 +31,7 @@ def _runs_in_process(job: Job) -> bool:
     if step.template_type == "external":
         return False
     version = job.version
-    if version.http_hooks or version.hook_module:
+    if version.has_hooks:
         return False
     options = candidates(step, version, job.adapters)
     if not options:
