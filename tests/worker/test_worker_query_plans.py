@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from worker_support import enroll_n, one_step_sequence, sql
 
@@ -124,17 +125,8 @@ def _explain_prepared(conn: Any, statement: str, types: str, args: str) -> list[
     return plans
 
 
-def test_prepared_claim_and_finish_use_the_indexes_in_custom_and_generic_plans(dd) -> None:
-    """psycopg prepares the hot statements after a few runs, and PostgreSQL may then switch to
-    a generic plan: the claim (its batch size written into the statement) still walks the due
-    index, and FINISH reaches the executions it records by primary key, never by a scan of the
-    history. (Enrollments are 20 rows here: a scan of them is the right plan.)"""
-    _fill(dd)
-    rt = dd.runtime
-    sql, _ = claim_params(rt, 100, uuid.uuid4(), rt.now(), 120.0)
-    claim = raw_sql(sql, dd.schema)
-    for name, n in (("now", 1), ("token", 2), ("worker", 3), ("lease", 4)):
-        claim = claim.replace(f"%({name})s", f"${n}")
+def _finish_plans(dd: Any) -> list[dict[str, Any]]:
+    """FINISH for a batch of 100 outcomes, prepared: its custom and generic plans."""
     rows = [
         {
             "id": str(uuid.uuid4()),
@@ -151,17 +143,34 @@ def test_prepared_claim_and_finish_use_the_indexes_in_custom_and_generic_plans(d
         .replace("%(now)s", "$2")
         .replace("%(token)s", "$3")
     )
-    now = rt.now().isoformat()
-    with rt.engine.begin() as conn:
-        claim_plans = _explain_prepared(
-            conn, claim, "timestamptz, uuid, text, float8", f"'{now}', '{uuid.uuid4()}', 'w', 120"
-        )
-        finish_plans = _explain_prepared(
+    with dd.runtime.engine.begin() as conn:
+        return _explain_prepared(
             conn,
             finish,
             "jsonb, timestamptz, uuid",
-            f"$j${json.dumps(rows)}$j$, '{now}', '{uuid.uuid4()}'",
+            f"$j${json.dumps(rows)}$j$, '{dd.runtime.now().isoformat()}', '{uuid.uuid4()}'",
         )
+
+
+def test_prepared_claim_and_finish_use_the_indexes_in_custom_and_generic_plans(dd) -> None:
+    """psycopg prepares the hot statements after a few runs, and PostgreSQL may then switch to
+    a generic plan: the claim (its batch size written into the statement) still walks the due
+    index, and FINISH reaches the executions it records by primary key, never by a scan of the
+    history. (Enrollments are 20 rows here: a scan of them is the right plan.)"""
+    _fill(dd)
+    rt = dd.runtime
+    sql, _ = claim_params(rt, 100, uuid.uuid4(), rt.now(), 120.0)
+    claim = raw_sql(sql, dd.schema)
+    for name, n in (("now", 1), ("token", 2), ("worker", 3), ("lease", 4)):
+        claim = claim.replace(f"%({name})s", f"${n}")
+    with rt.engine.begin() as conn:
+        claim_plans = _explain_prepared(
+            conn,
+            claim,
+            "timestamptz, uuid, text, float8",
+            f"'{rt.now().isoformat()}', '{uuid.uuid4()}', 'w', 120",
+        )
+    finish_plans = _finish_plans(dd)
     for plan in claim_plans:
         _assert_uses(plan, "ix_step_executions_due")
     for plan in finish_plans:
@@ -170,3 +179,19 @@ def test_prepared_claim_and_finish_use_the_indexes_in_custom_and_generic_plans(d
         scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"}
         assert "step_executions" not in scanned, shown
         assert "pk_step_executions" in {n.get("Index Name") for n in nodes}, shown
+
+
+@pytest.mark.parametrize("enrollments", [200, 3000])
+def test_finish_never_rescans_its_batch_on_a_small_table(dd, enrollments: int) -> None:
+    """On a small table a scan of step_executions can be the right plan, but never one that
+    walks the whole batch again for each row it finds (a nested loop over the batch): the
+    lease-token test must not look so selective that the planner expects a single row."""
+    one_step_sequence(dd)
+    enroll_n(dd, enrollments)
+    sql(dd, "ANALYZE {s}.step_executions")
+    for plan in _finish_plans(dd):
+        for node in _nodes(plan):
+            if node["Node Type"] != "Nested Loop":
+                continue
+            inner = [c for c in node["Plans"] if c.get("Parent Relationship") == "Inner"]
+            assert inner and inner[0]["Node Type"] != "CTE Scan", json.dumps(plan, indent=1)
