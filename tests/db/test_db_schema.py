@@ -96,7 +96,24 @@ def describe(conn: Connection, schema: str) -> dict[str, set[tuple]]:
             params,
         )
     }
-    return {"tables": tables, "columns": columns, "indexes": indexes, "constraints": constraints}
+    storage = {
+        (r.relname, tuple(r.reloptions or ()))
+        for r in conn.execute(
+            text(
+                "SELECT c.relname, c.reloptions FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = :s AND c.relkind = 'r' AND c.relname <> 'alembic_version'"
+            ),
+            params,
+        )
+    }
+    return {
+        "tables": tables,
+        "columns": columns,
+        "indexes": indexes,
+        "constraints": constraints,
+        "storage": storage,
+    }
 
 
 def test_migrations_produce_exactly_the_models_schema(database_url: str, spare_schema: str) -> None:
@@ -113,11 +130,12 @@ def test_migrations_produce_exactly_the_models_schema(database_url: str, spare_s
         engine.dispose()
         migrated.close()
     assert {t for (t,) in from_models["tables"]} == set(Base.metadata.tables)
-    for part in ("tables", "columns", "indexes", "constraints"):
+    for part in ("tables", "columns", "indexes", "constraints", "storage"):
         assert from_migrations[part] == from_models[part], part
     # The comparison saw the interesting parts, not empty sets.
     assert any("WHERE active" in d for (_, _, d) in from_models["indexes"])
     assert any(kind == "f" for (_, _, kind, _) in from_models["constraints"])
+    assert ("enrollments", ("fillfactor=50",)) in from_models["storage"]
 
 
 def test_setup_is_idempotent_and_records_one_revision(env: TestEnv) -> None:

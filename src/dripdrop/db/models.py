@@ -205,8 +205,9 @@ class Enrollment(_Stamped, Base):
         UniqueConstraint("sequence_id", "subscriber_type", "subscriber_id"),
         Index("ix_enrollments_sequence_state", "sequence_id", "state"),
         Index("ix_enrollments_subscriber", "subscriber_type", "subscriber_id"),
-        # Room on each page so moving to the next step is an in-place (HOT) update.
-        {"postgresql_with": {"fillfactor": 80}},
+        # Room on each page for a new version of every row, so moving to the next step is an
+        # in-place (HOT) update even when a whole page of enrollments moves at once (0003).
+        {"postgresql_with": {"fillfactor": 50}},
     )
 
 
