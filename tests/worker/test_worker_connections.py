@@ -4,6 +4,7 @@ flush per transaction only when outcomes must be durable."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import text
@@ -26,6 +27,21 @@ def test_worker_connections_commit_asynchronously_and_name_themselves(dd: Any) -
         assert name == f"dripdrop worker {dd.schema}"[:63]
     with rt.engine.begin() as conn:  # the application's own connections are left alone
         assert _setting(conn) == "on"
+
+
+def test_worker_connections_read_times_in_utc(dd: Any) -> None:
+    """Whatever the server's zone, the worker gets datetimes in ``timezone.utc`` (the fast
+    path of its time arithmetic), and they are the same instants."""
+    rt = dd.runtime
+    query = text("SELECT CAST('2026-03-29 01:30:00+00' AS timestamptz)")
+    with rt.engine.begin() as conn:
+        conn.execute(text("SET LOCAL timezone = 'Europe/Paris'"))
+        there = conn.execute(query).scalar()
+    with rt.worker_engine.begin() as conn:
+        assert conn.execute(text("SHOW timezone")).scalar() == "UTC"
+        here = conn.execute(query).scalar()
+    assert here.tzinfo is UTC
+    assert there.tzinfo is not UTC and here == there
 
 
 def test_durable_outcomes_wait_for_the_flush_only_when_recording(
