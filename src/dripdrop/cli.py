@@ -79,7 +79,9 @@ def worker(
     database_url: DatabaseOpt = None,
     schema: SchemaOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c")] = 10,
-    batch_size: int = 100,
+    batch_size: Annotated[
+        int | None, typer.Option(help="rows per claim (default 500, at most concurrency / 2)")
+    ] = None,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (in-flight deliveries finish first)."""
     import logging
@@ -88,7 +90,8 @@ def worker(
     dd = _dd(database_url, schema)
     dd.setup()
     console.print(f"worker on schema [cyan]{dd.schema}[/cyan], concurrency {concurrency}")
-    summary = dd.run_worker(concurrency=concurrency, batch_size=batch_size)
+    options = {} if batch_size is None else {"batch_size": batch_size}
+    summary = dd.run_worker(concurrency=concurrency, **options)
     console.print(f"stopped: {summary}")
 
 

@@ -23,6 +23,7 @@ from dripdrop.db.migrate import upgrade
 from dripdrop.operations import DEFINITION_CHANGES, OPERATIONS
 from dripdrop.records import RunSummary
 from dripdrop.runtime import Runtime
+from dripdrop.worker.runner import BATCH_SIZE
 
 
 def _host_connection(connection: Any, schema: str) -> Connection:
@@ -120,7 +121,7 @@ class DripDrop(_Base):
         self.close()
 
     def run_due(
-        self, *, batch_size: int = 100, concurrency: int = 100, lanes: int = 2
+        self, *, batch_size: int = BATCH_SIZE, concurrency: int = 100, lanes: int = 2
     ) -> RunSummary:
         """Process everything due at ``clock()`` (including work that becomes due meanwhile).
         ``lanes`` batches are in flight at once; ``concurrency`` caps deliveries in flight."""
@@ -248,7 +249,7 @@ class AsyncDripDrop(_Base):
             self._rt.defs.clear()
         return result
 
-    async def run_due(self, *, batch_size: int = 100, concurrency: int = 100) -> RunSummary:
+    async def run_due(self, *, batch_size: int = BATCH_SIZE, concurrency: int = 100) -> RunSummary:
         """Process everything due at ``clock()`` (including work that becomes due meanwhile)."""
         from dripdrop.worker.db import AsyncDb
         from dripdrop.worker.runner import drain

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from worker_support import enroll_n, executions, one_step_sequence, sql, states
 
 from dripdrop.testing import outbox
@@ -131,9 +132,27 @@ def test_concurrency_bounds_the_deliveries_in_flight(dd) -> None:
         stop.set()
         summary = join()
     assert summary.sent == 60
-    # Two lanes of at most 7 (15 split over batches of 10): never more than 15 at once, and
+    # Two lanes of 8 and 7 (15 split over batches of 10): never more than 15 at once, and
     # more than one lane at work.
-    assert 7 < peak <= 15, peak
+    assert 8 < peak <= 15, peak
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "batch_size", "sizes"),
+    [
+        (1, 500, [1]),
+        (5, 500, [3, 2]),  # two lanes whenever there is room for two
+        (15, 10, [8, 7]),
+        (200, 100, [100, 100]),
+        (1000, 500, [500, 500]),
+        (1001, 500, [334, 334, 333]),  # more lanes once concurrency exceeds two batches
+    ],
+)
+def test_lanes_share_out_the_concurrency(concurrency: int, batch_size: int, sizes: list) -> None:
+    from dripdrop.worker.runner import lane_sizes
+
+    assert lane_sizes(concurrency, batch_size) == sizes
+    assert sum(sizes) == concurrency and max(sizes) <= batch_size
 
 
 def test_worker_rides_out_lost_database_connections(dd) -> None:
