@@ -31,6 +31,18 @@ branch_labels = None
 depends_on = None
 
 
+def _violation(schema: str, table: str, column: str, value: str) -> str:
+    """PL/pgSQL raising the error a foreign key ``fk_<table>_<column>_steps`` would."""
+    constraint = f"fk_{table}_{column}_steps"
+    return f"""
+        RAISE EXCEPTION
+            'insert or update on table "{table}" violates foreign key constraint "{constraint}"'
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = format('Key ({column})=(%s) is not present in table "steps".', {value}),
+                  SCHEMA = '{schema}', TABLE = '{table}', COLUMN = '{column}',
+                  CONSTRAINT = '{constraint}';"""
+
+
 def _sql(schema: str) -> list[str]:
     s = f'"{schema}"'
     # One function checks a transition table's step references: each distinct step is locked
@@ -49,48 +61,29 @@ BEGIN
     ) AS st ON st.id = r.ref
     WHERE st.id IS NULL
     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION
-            'insert or update on table "{table}" violates foreign key constraint "{constraint}"'
-            USING ERRCODE = 'foreign_key_violation',
-                  DETAIL = format('Key ({column})=(%s) is not present in table "steps".', missing),
-                  SCHEMA = '{schema}', TABLE = '{table}', COLUMN = '{column}',
-                  CONSTRAINT = '{constraint}';
+    IF FOUND THEN{violation}
     END IF;
     RETURN NULL;
 END
 $fn$
 """
-    statements = [
-        f"ALTER TABLE {s}.step_executions DROP CONSTRAINT fk_step_executions_step_id_steps",
-        f"ALTER TABLE {s}.enrollments DROP CONSTRAINT fk_enrollments_current_step_id_steps",
-        f"DROP INDEX {s}.ix_step_executions_step",
-        check.format(
-            s=s,
-            schema=schema,
-            name="check_execution_steps",
-            table="step_executions",
-            column="step_id",
-            constraint="fk_step_executions_step_id_steps",
-        ),
-        check.format(
-            s=s,
-            schema=schema,
-            name="check_enrollment_steps",
-            table="enrollments",
-            column="current_step_id",
-            constraint="fk_enrollments_current_step_id_steps",
-        ),
-    ]
-    for table, function in (
-        ("step_executions", "check_execution_steps"),
-        ("enrollments", "check_enrollment_steps"),
+    statements = [f"DROP INDEX {s}.ix_step_executions_step"]
+    for table, column, function in (
+        ("step_executions", "step_id", "check_execution_steps"),
+        ("enrollments", "current_step_id", "check_enrollment_steps"),
     ):
-        statements.append(
+        statements += [
+            f"ALTER TABLE {s}.{table} DROP CONSTRAINT fk_{table}_{column}_steps",
+            check.format(
+                s=s,
+                name=function,
+                column=column,
+                violation=_violation(schema, table, column, "missing"),
+            ),
             f"CREATE TRIGGER {table}_steps_insert AFTER INSERT ON {s}.{table} "
             f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
-            f"EXECUTE FUNCTION {s}.{function}()"
-        )
+            f"EXECUTE FUNCTION {s}.{function}()",
+        ]
     # The worker moves enrollments by the hundred: one check per statement. Nothing changes an
     # execution's step, so that check is per row, and only when the step really changes.
     statements += [
@@ -101,15 +94,7 @@ $fn$
 CREATE FUNCTION {s}.check_execution_step_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     PERFORM 1 FROM {s}.steps WHERE id = NEW.step_id FOR KEY SHARE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION
-            'insert or update on table "step_executions" violates foreign key constraint '
-            '"fk_step_executions_step_id_steps"'
-            USING ERRCODE = 'foreign_key_violation',
-                  DETAIL = format('Key (step_id)=(%s) is not present in table "steps".',
-                                  NEW.step_id),
-                  SCHEMA = '{schema}', TABLE = 'step_executions', COLUMN = 'step_id',
-                  CONSTRAINT = 'fk_step_executions_step_id_steps';
+    IF NOT FOUND THEN{_violation(schema, "step_executions", "step_id", "NEW.step_id")}
     END IF;
     RETURN NULL;
 END
