@@ -25,7 +25,7 @@ from dripdrop.engine.process import Job, Outcome, run_job
 from dripdrop.records import RunSummary
 from dripdrop.worker.batch import finish_and_claim, idle_timeout, release_jobs
 from dripdrop.worker.eager import run_batch_jobs
-from dripdrop.worker.gc_tuning import relaxed_gc
+from dripdrop.worker.loop_tuning import loop_tuning
 
 log = logging.getLogger("dripdrop.worker")
 
@@ -181,7 +181,7 @@ async def drain(
 
     # Repeat until a round claims nothing: a lane that stopped early may have missed work another
     # lane's batch made due.
-    with relaxed_gc():
+    with loop_tuning():
         while max_batches is None or batches < max_batches:
             if sum(await asyncio.gather(*(lane().run() for _ in range(max(1, lanes))))) == 0:
                 break
@@ -317,7 +317,7 @@ async def work(
     if listener:
         listener.start()
     stopper = asyncio.ensure_future(stop.wait())
-    with relaxed_gc():
+    with loop_tuning():
         try:
             poke()  # look for due work at once
             while not stop.is_set():
