@@ -258,9 +258,8 @@ async def work(
     Up to ``concurrency`` executions are in flight, in lanes of at most ``batch_size``
     (:func:`lane_sizes`): one lane claims and records while another delivers. A worker never
     claims more than it may run at once, so other workers are not kept from rows it could not
-    start yet. Lanes
-    end when nothing is due; a notification (new immediate work) or the poll (the next due
-    time, at most ``poll_interval`` away) starts them again.
+    start yet. Lanes end when nothing is due; a notification (new immediate work) or the poll
+    (the next due time, at most ``poll_interval`` away) starts them again.
     """
     counts: Counter[str] = Counter()
     wake = asyncio.Event()
@@ -272,8 +271,7 @@ async def work(
         wake.set()
 
     sizes = lane_sizes(concurrency, batch_size)
-    lanes: dict[asyncio.Task[int], Lane] = {}
-    slots: dict[int, asyncio.Task[int]] = {}
+    lanes: dict[asyncio.Task[int], tuple[int, Lane]] = {}  # running lanes: (slot in sizes, lane)
 
     def limit_of(size: int) -> Callable[[], int]:
         return lambda: 0 if stop.is_set() else size
@@ -289,15 +287,13 @@ async def work(
 
     def lane_ended(task: asyncio.Task[int]) -> None:
         lanes.pop(task, None)
-        for slot, running in list(slots.items()):
-            if running is task:
-                del slots[slot]
         if not task.cancelled() and task.exception() is not None:
             log.error("worker lane failed: %r", task.exception())
 
     def start_lanes() -> None:
+        running = {slot for slot, _ in lanes.values()}
         for slot, size in enumerate(sizes):
-            if slot in slots:
+            if slot in running:
                 continue
             lane = Lane(
                 rt,
@@ -309,8 +305,7 @@ async def work(
                 retry_while=lambda: not stop.is_set(),
             )
             task = asyncio.create_task(run_lane(lane))
-            lanes[task] = lane
-            slots[slot] = task
+            lanes[task] = (slot, lane)
             task.add_done_callback(lane_ended)
 
     listener = Listener(rt, poke) if listen else None
@@ -346,7 +341,7 @@ async def work(
             if lanes:
                 _, pending = await asyncio.wait(list(lanes), timeout=grace)
                 for task in pending:  # give unfinished claims back so another worker runs them
-                    lane = lanes.get(task)
+                    lane = lanes[task][1] if task in lanes else None
                     task.cancel()
                     if lane is not None and lane.claimed is not None:
                         token, jobs = lane.claimed
