@@ -23,7 +23,7 @@ from dripdrop.db.migrate import upgrade
 from dripdrop.operations import DEFINITION_CHANGES, OPERATIONS
 from dripdrop.records import RunSummary
 from dripdrop.runtime import Runtime
-from dripdrop.worker.runner import BATCH_SIZE
+from dripdrop.worker.sizing import BATCH_SIZE
 
 
 def _host_connection(connection: Any, schema: str) -> Connection:

@@ -10,7 +10,7 @@ from typing import Any
 
 from worker_support import enroll_n, executions, one_step_sequence, sql, states
 
-from dripdrop.engine.process import Job, Outcome
+from dripdrop.engine.process import Job, Outcome, run_job
 from dripdrop.worker.batch import claim_jobs, record_outcomes
 from dripdrop.worker.db import ThreadDb
 from dripdrop.worker.runner import drain
@@ -104,40 +104,41 @@ def test_drain_claims_with_the_given_lease(dd) -> None:
     assert len(left) == 2 and all(5 < float(x) <= 7 for x in left), left
 
 
-def test_an_execution_cancelled_while_in_flight_does_not_move_a_restarted_enrollment(env):
-    """Restarting an enrollment cancels its scheduled work; a delivery already in flight is
-    logged as sent when it finishes, but must not schedule the next step of the old run."""
-    import uuid
-
-    from dripdrop.engine.process import run_job
-    from dripdrop.worker.batch import claim_jobs, record_outcomes
-    from dripdrop.worker.services import Services
-
-    dd, rt = env.dd, env.dd.runtime
+def _two_step_sequence(dd: Any, key: str) -> None:
     dd.create_channel_adapter(name="mem", channel="email", provider="memory")
-    seq = dd.create_sequence(name="R", key="r")
+    seq = dd.create_sequence(name=key.upper(), key=key)
     v = dd.create_sequence_version(seq.id, active=True)
     dd.create_step(v.id, name="a", channel="email", config={"subject": "a", "body": "b"})
     dd.create_step(v.id, name="b", channel="email", config={"subject": "b", "body": "b"})
-    e = dd.enroll("r", {"type": "User", "id": 1}, data={"email": "a@x.io"})
-    now = rt.now()
-    with rt.engine.begin() as conn:
-        jobs = claim_jobs(rt, conn, 10, uuid.uuid4(), now, 60)
-    assert len(jobs) == 1
-    dd.enroll("r", {"type": "User", "id": 1}, data={"email": "a@x.io"}, on_conflict="restart")
 
-    async def run():
+
+def _run(dd: Any, jobs: list[Job]) -> list[Outcome]:
+    """Deliver claimed jobs the way a lane does, without recording them."""
+    rt = dd.runtime
+
+    async def run() -> list[Outcome]:
         services = Services(rt, None)
         try:
-            return [await run_job(j, services, now) for j in jobs]
+            return [await run_job(j, services, rt.now()) for j in jobs]
         finally:
             await services.aclose()
 
-    import asyncio
+    return asyncio.run(run())
 
-    outcomes = asyncio.run(run())
+
+def test_an_execution_cancelled_while_in_flight_does_not_move_a_restarted_enrollment(dd):
+    """Restarting an enrollment cancels its scheduled work; a delivery already in flight is
+    logged as sent when it finishes, but must not schedule the next step of the old run."""
+    rt = dd.runtime
+    _two_step_sequence(dd, "r")
+    e = dd.enroll("r", {"type": "User", "id": 1}, data={"email": "a@x.io"})
+    jobs = _claim(dd, uuid.uuid4())
+    assert len(jobs) == 1
+    dd.enroll("r", {"type": "User", "id": 1}, data={"email": "a@x.io"}, on_conflict="restart")
+
+    outcomes = _run(dd, jobs)
     with rt.engine.begin() as conn:
-        confirmed = record_outcomes(rt, conn, outcomes, now)
+        confirmed = record_outcomes(rt, conn, outcomes, rt.now())
     assert confirmed == {jobs[0].execution.id}
     states = [(x.step_id == jobs[0].execution.step_id, x.state) for x in dd.list_executions(e.id)]
     # the old first step: sent (truthful log); the restarted run's first step: scheduled;
@@ -145,46 +146,19 @@ def test_an_execution_cancelled_while_in_flight_does_not_move_a_restarted_enroll
     assert sorted(states) == [(True, "scheduled"), (True, "sent")]
 
 
-def test_pausing_while_a_step_is_in_flight_holds_the_next_step(env):
-    import asyncio
-    import uuid
-
-    from dripdrop.engine.process import run_job
-    from dripdrop.worker.batch import claim_jobs, record_outcomes
-    from dripdrop.worker.services import Services
-
-    dd, rt = env.dd, env.dd.runtime
-    dd.create_channel_adapter(name="mem", channel="email", provider="memory")
-    seq = dd.create_sequence(name="P", key="p")
-    v = dd.create_sequence_version(seq.id, active=True)
-    dd.create_step(v.id, name="a", channel="email", config={"subject": "a", "body": "b"})
-    dd.create_step(v.id, name="b", channel="email", config={"subject": "b", "body": "b"})
+def test_pausing_while_a_step_is_in_flight_holds_the_next_step(dd):
+    rt = dd.runtime
+    _two_step_sequence(dd, "p")
     e = dd.enroll("p", {"type": "User", "id": 1}, data={"email": "a@x.io"})
-    now = rt.now()
-    with rt.engine.begin() as conn:
-        jobs = claim_jobs(rt, conn, 10, uuid.uuid4(), now, 60)
+    jobs = _claim(dd, uuid.uuid4())
     dd.pause_enrollment(e.id)
 
-    async def run():
-        services = Services(rt, None)
-        try:
-            return [await run_job(j, services, now) for j in jobs]
-        finally:
-            await services.aclose()
-
-    outcomes = asyncio.run(run())
+    outcomes = _run(dd, jobs)
     with rt.engine.begin() as conn:
-        record_outcomes(rt, conn, outcomes, now)
-    from sqlalchemy import text
-
-    with rt.engine.begin() as conn:
-        held = (
-            conn.execute(
-                text(f"SELECT held FROM \"{env.schema}\".step_executions WHERE state = 'scheduled'")
-            )
-            .scalars()
-            .all()
-        )
+        record_outcomes(rt, conn, outcomes, rt.now())
+    held = [
+        r.held for r in sql(dd, "SELECT held FROM {s}.step_executions WHERE state = 'scheduled'")
+    ]
     assert held == [True]  # step b is out of the due index until resumed
     assert dd.run_due().sent == 0
     dd.resume_enrollment(e.id)

@@ -149,7 +149,7 @@ def test_concurrency_bounds_the_deliveries_in_flight(dd) -> None:
     ],
 )
 def test_lanes_share_out_the_concurrency(concurrency: int, batch_size: int, sizes: list) -> None:
-    from dripdrop.worker.runner import lane_sizes
+    from dripdrop.worker.sizing import lane_sizes
 
     assert lane_sizes(concurrency, batch_size) == sizes
     assert sum(sizes) == concurrency and max(sizes) <= batch_size

@@ -208,11 +208,7 @@ def claim_jobs(
     # need not wait for the WAL flush.
     if async_commit:
         _commit_mode(conn, durable=False)
-    return _jobs_for(rt, conn, _fetch(conn, sql, rt.schema, params, binary=True), token)
-
-
-def _jobs_for(rt: Any, conn: Connection | None, rows: list[Any], token: uuid.UUID) -> list[Job]:
-    """Jobs for claimed rows, with the event counts their conditions need."""
+    rows = _fetch(conn, sql, rt.schema, params, binary=True)
     if not rows:
         return []
     jobs = jobs_from_rows(rt, conn, rows, token)
@@ -311,27 +307,6 @@ def finish_params(
     return params, due_now
 
 
-def _finish_batches(
-    rt: Any, conn: Connection, outcomes: list[Outcome], now: datetime
-) -> tuple[list[dict[str, Any]], bool]:
-    """FINISH parameters for each claim among ``outcomes`` (one in the worker), and whether a
-    next step is due now. Reads the past events of enrollments whose next step waits for one."""
-    waiting = enrollments_awaiting_events(outcomes)
-    events: dict[Any, list[tuple[str, Any, datetime]]] = {}
-    if waiting:
-        for ev in conn.execute(q(EVENTS_OF, rt.schema), {"ids": waiting}):
-            events.setdefault(ev.enrollment_id, []).append(
-                (ev.event_key, ev.event_data, ev.occurred_at)
-            )
-    batches = []
-    due_now = False
-    for claim in _by_token(outcomes):
-        params, due = finish_params(claim, now, events)
-        batches.append(params)
-        due_now = due_now or due
-    return batches, due_now
-
-
 def record_outcomes(
     rt: Any, conn: Connection, outcomes: list[Outcome], now: datetime, *, async_commit: bool = True
 ) -> set[Any]:
@@ -347,10 +322,19 @@ def record_outcomes(
         return set()
     if async_commit:
         _commit_mode(conn, durable=rt.durable_outcomes)
-    batches, due_now = _finish_batches(rt, conn, outcomes, now)
+    waiting = enrollments_awaiting_events(outcomes)
+    events: dict[Any, list[tuple[str, Any, datetime]]] = {}
+    if waiting:
+        for ev in conn.execute(q(EVENTS_OF, rt.schema), {"ids": waiting}):
+            events.setdefault(ev.enrollment_id, []).append(
+                (ev.event_key, ev.event_data, ev.occurred_at)
+            )
     confirmed: set[Any] = set()
-    for params in batches:
+    due_now = False
+    for claim in _by_token(outcomes):
+        params, due = finish_params(claim, now, events)
         confirmed |= {r[0] for r in _fetch(conn, FINISH, rt.schema, params)}
+        due_now = due_now or due
     if due_now and confirmed:
         wake_workers(conn, rt.schema)
     return confirmed

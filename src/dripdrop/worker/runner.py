@@ -26,14 +26,11 @@ from dripdrop.records import RunSummary
 from dripdrop.worker.batch import finish_and_claim, idle_timeout, release_jobs
 from dripdrop.worker.eager import run_batch_jobs
 from dripdrop.worker.loop_tuning import loop_tuning
+from dripdrop.worker.sizing import BATCH_SIZE, lane_sizes
 
 log = logging.getLogger("dripdrop.worker")
 
 LEASE_SECONDS = 120.0
-# Rows per claim. A batch's fixed costs (two statements, a commit, per-statement reference
-# checks, a thread hand-off) are paid once per claim: measured in bench/dispatch.py, 500 drains
-# about a fifth faster than 100, and 1000 no faster than 500.
-BATCH_SIZE = 500
 
 
 def _summary(counts: Counter[str]) -> RunSummary:
@@ -228,16 +225,6 @@ class Listener:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
-
-
-def lane_sizes(concurrency: int, batch_size: int) -> list[int]:
-    """Rows per claim of each lane of a worker with ``concurrency`` deliveries in flight: at
-    least two lanes when there is room for two, more once ``concurrency`` exceeds two batches,
-    and ``concurrency`` shared out between them to the last row."""
-    concurrency = max(1, concurrency)
-    lanes = max(min(2, concurrency), -(-concurrency // max(1, batch_size)))
-    share, extra = divmod(concurrency, lanes)
-    return [share + (1 if i < extra else 0) for i in range(lanes)]
 
 
 async def work(
