@@ -1,5 +1,6 @@
 """How big a worker's claims are: the default batch, and how ``concurrency`` is shared out
-between lanes. It imports nothing, so the public faces can name the default without loading the worker.
+between lanes. It imports nothing, so the public faces can name the default without loading
+the worker.
 """
 
 from __future__ import annotations
