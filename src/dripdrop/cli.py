@@ -82,6 +82,18 @@ def worker(
     batch_size: Annotated[
         int | None, typer.Option(help="rows per claim (default 500, at most concurrency / 2)")
     ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option(
+            "--lease",
+            help="seconds a claim is held without a heartbeat: a killed worker's work is "
+            "picked up by another this long after (default 30)",
+        ),
+    ] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(help="seconds in-flight deliveries get to finish on SIGTERM (default 30)"),
+    ] = None,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (in-flight deliveries finish first)."""
     import logging
@@ -90,7 +102,11 @@ def worker(
     dd = _dd(database_url, schema)
     dd.setup()
     console.print(f"worker on schema [cyan]{dd.schema}[/cyan], concurrency {concurrency}")
-    options = {} if batch_size is None else {"batch_size": batch_size}
+    options: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
+    if lease is not None:
+        options["lease_seconds"] = lease
+    if grace is not None:
+        options["grace"] = grace
     summary = dd.run_worker(concurrency=concurrency, **options)
     console.print(f"stopped: {summary}")
 
