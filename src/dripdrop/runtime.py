@@ -67,6 +67,7 @@ class Runtime:
         hook_timeout: float = 10.0,
         retry_base: float = 30.0,
         durable_outcomes: bool = False,
+        execution_timeout: float = 300.0,
     ) -> None:
         self.settings = settings or Settings()
         self.schema = validate_schema_name(
@@ -80,6 +81,11 @@ class Runtime:
         self.database_url = url
         self.clock: Clock = clock or system_clock
         self.hook_timeout = hook_timeout  # seconds a Python hook may take
+        # Seconds an execution that waits (hooks, network) may take before it is retried.
+        self.execution_timeout = execution_timeout
+        from dripdrop.hooks.pool import BlockingPool
+
+        self.hook_pool = BlockingPool()  # sync hooks and module templates run here
         self.retry_base = retry_base  # first retry after ~retry_base s, then doubling
         # True: the worker's commits wait for the WAL flush (see worker.batch.record_outcomes).
         self.durable_outcomes = durable_outcomes

@@ -57,9 +57,7 @@ def test_durable_outcomes_wait_for_the_flush_only_when_recording(
 
         def claim_then_record(outcomes: list[Any]) -> list[Any]:
             with rt.worker_engine.begin() as conn:
-                jobs = finish_and_claim(
-                    rt, conn, outcomes, rt.now(), 10, uuid.uuid4(), rt.now(), 60
-                )
+                _, jobs = finish_and_claim(rt, conn, outcomes, 10, uuid.uuid4(), rt.now(), 60)
                 seen.append(_setting(conn))
             return jobs
 

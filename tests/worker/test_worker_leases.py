@@ -30,7 +30,7 @@ def _record(dd: Any, jobs: list[Job], who: str) -> set[Any]:
         for j in jobs
     ]
     with rt.engine.begin() as conn:
-        return record_outcomes(rt, conn, outcomes, rt.now())
+        return set(record_outcomes(rt, conn, outcomes).written)
 
 
 def test_late_worker_cannot_overwrite_a_reclaimed_row(dd) -> None:
@@ -127,8 +127,9 @@ def _run(dd: Any, jobs: list[Job]) -> list[Outcome]:
 
 
 def test_an_execution_cancelled_while_in_flight_does_not_move_a_restarted_enrollment(dd):
-    """Restarting an enrollment cancels its scheduled work; a delivery already in flight is
-    logged as sent when it finishes, but must not schedule the next step of the old run."""
+    """Restarting an enrollment cancels its scheduled work; a delivery already in flight stays
+    cancelled in the log (noting that the provider had accepted it) and must not schedule the
+    next step of the old run."""
     rt = dd.runtime
     _two_step_sequence(dd, "r")
     e = dd.enroll("r", {"type": "User", "id": 1}, data={"email": "a@x.io"})
@@ -138,12 +139,16 @@ def test_an_execution_cancelled_while_in_flight_does_not_move_a_restarted_enroll
 
     outcomes = _run(dd, jobs)
     with rt.engine.begin() as conn:
-        confirmed = record_outcomes(rt, conn, outcomes, rt.now())
-    assert confirmed == {jobs[0].execution.id}
-    states = [(x.step_id == jobs[0].execution.step_id, x.state) for x in dd.list_executions(e.id)]
-    # the old first step: sent (truthful log); the restarted run's first step: scheduled;
+        recorded = record_outcomes(rt, conn, outcomes)
+    assert recorded.written == {jobs[0].execution.id: False}  # written, not live
+    rows = dd.list_executions(e.id)
+    states = [(x.step_id == jobs[0].execution.step_id, x.state) for x in rows]
+    # the old first step: still cancelled; the restarted run's first step: scheduled;
     # and no second step scheduled by the old run.
-    assert sorted(states) == [(True, "scheduled"), (True, "sent")]
+    assert sorted(states) == [(True, "cancelled"), (True, "scheduled")]
+    old = next(x for x in rows if x.id == jobs[0].execution.id)
+    assert old.executed_at is not None
+    assert "provider had accepted the message" in old.error_message
 
 
 def test_pausing_while_a_step_is_in_flight_holds_the_next_step(dd):
@@ -155,7 +160,7 @@ def test_pausing_while_a_step_is_in_flight_holds_the_next_step(dd):
 
     outcomes = _run(dd, jobs)
     with rt.engine.begin() as conn:
-        record_outcomes(rt, conn, outcomes, rt.now())
+        record_outcomes(rt, conn, outcomes)
     held = [
         r.held for r in sql(dd, "SELECT held FROM {s}.step_executions WHERE state = 'scheduled'")
     ]

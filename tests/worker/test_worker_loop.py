@@ -177,11 +177,12 @@ def test_worker_rides_out_lost_database_connections(dd) -> None:
     assert summary.sent == 30
 
 
-def test_a_failing_record_ends_the_lane_not_the_worker(dd, caplog) -> None:
+def test_a_failing_record_is_written_one_by_one_not_retried_or_resent(dd, caplog) -> None:
     """The next step is deleted while the batch before it is being delivered: recording that
     batch then fails (its next executions would point at a missing step). That is not retried
-    forever, and the worker lives on: after the lease the executions run again and the
-    enrollments complete without the deleted step."""
+    forever, nor is the batch sent again: its outcomes are written one by one, their next step
+    worked out from the definitions as they are now, and the enrollments complete without the
+    deleted step."""
     seq = dd.create_sequence(name="S", key="s")
     version = dd.create_sequence_version(seq.id, active=True)
     dd.create_channel_adapter(name="slow", channel="email", provider="slow", config={"delay": 0.5})
@@ -198,7 +199,9 @@ def test_a_failing_record_ends_the_lane_not_the_worker(dd, caplog) -> None:
         _wait_for(lambda: not dd.list_active_enrollments("s"), 20, "the enrollments to end")
         stop.set()
         join()
-    assert "worker lane failed" in caplog.text
+    assert "one by one" in caplog.text
+    ids = [m.execution_id for m in outbox()]
+    assert len(ids) == len(set(ids)) == 3, "a delivered message was sent again"
     assert states(dd) == {"sent": 3}
     assert {r.state for r in sql(dd, "SELECT state FROM {s}.enrollments")} == {"completed"}
 

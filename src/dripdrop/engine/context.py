@@ -48,6 +48,7 @@ class HookValues:
                 self.enrollment,
                 dict(self.base),
                 timeout=self.services.hook_timeout,
+                pool=self.services.hook_pool,
             )
         else:
             raise PermanentError(f"no hook named {name!r}: the sequence has no hook_module")

@@ -6,6 +6,7 @@ change rarely, so they are cached for ``ttl`` seconds: an edit reaches workers w
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from sqlalchemy import Connection, select
 from dripdrop.channels.base import AdapterInfo
 from dripdrop.db import models as m
 from dripdrop.definitions.secrets import unseal
+
+log = logging.getLogger("dripdrop.worker")
 
 T = TypeVar("T")
 
@@ -187,11 +190,14 @@ def load_version(conn: Connection, version_id: uuid.UUID) -> VersionDef:
 
 @dataclass
 class AdapterSet:
-    """Active and inactive adapters of one tenant, decrypted."""
+    """Active and inactive adapters of one tenant, decrypted. ``broken`` names the adapters
+    whose credentials could not be decrypted, and why: only the deliveries routed to one of
+    them fail, never the tenant's others."""
 
     by_id: dict[uuid.UUID, AdapterInfo]
     active: set[uuid.UUID]
     defaults: dict[str, uuid.UUID]
+    broken: dict[uuid.UUID, str] = field(default_factory=dict)
 
 
 def load_adapters(rt: Any, conn: Connection, tenant_key: str | None) -> AdapterSet:
@@ -200,8 +206,14 @@ def load_adapters(rt: Any, conn: Connection, tenant_key: str | None) -> AdapterS
     by_id: dict[uuid.UUID, AdapterInfo] = {}
     active: set[uuid.UUID] = set()
     defaults: dict[str, uuid.UUID] = {}
+    broken: dict[uuid.UUID, str] = {}
     for r in rows:
-        creds = unseal(rt, "channel_adapters", "credentials", r.id, r.credentials).reveal()
+        try:
+            creds = unseal(rt, "channel_adapters", "credentials", r.id, r.credentials).reveal()
+        except Exception as exc:  # a wrong or missing key, a tampered value
+            log.error("channel adapter %s (%s): credentials unusable: %s", r.name, r.id, exc)
+            broken[r.id] = f"its credentials cannot be decrypted ({type(exc).__name__}: {exc})"
+            creds = {}
         by_id[r.id] = AdapterInfo(
             id=str(r.id),
             name=r.name,
@@ -214,7 +226,7 @@ def load_adapters(rt: Any, conn: Connection, tenant_key: str | None) -> AdapterS
             active.add(r.id)
             if r.is_default:
                 defaults[r.channel] = r.id
-    return AdapterSet(by_id, active, defaults)
+    return AdapterSet(by_id, active, defaults, broken)
 
 
 class DefinitionCache:

@@ -262,10 +262,19 @@ def resume_enrollment(rt: Runtime, conn: Connection, enrollment_id: Any) -> Enro
     if row.state != "paused":
         raise ValidationError.single("state", f"cannot resume a {row.state} enrollment")
     now = rt.now()
+    # A step waiting for an event has no due time, and keeps none: only its event (or its
+    # timeout, if one passed meanwhile) moves it.
     conn.execute(
         update(X)
         .where(X.c.enrollment_id == row.id, X.c.state == "scheduled")
-        .values(held=False, updated_at=now, scheduled_for=func.greatest(X.c.scheduled_for, now))
+        .values(
+            held=False,
+            updated_at=now,
+            scheduled_for=case(
+                (X.c.scheduled_for.is_(None), None),
+                else_=func.greatest(X.c.scheduled_for, now),
+            ),
+        )
     )
     wake_workers(conn, rt.schema)
     row = conn.execute(
@@ -378,6 +387,7 @@ def enrollments_of(conn: Connection, stype: str, sid: str, tenant_key: str | Non
                     tenant_clause(E, tenant_key),
                 )
             )
+            .order_by(E.c.id)  # one lock order everywhere: two track() calls cannot deadlock
             .with_for_update()
         )
     )

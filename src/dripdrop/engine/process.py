@@ -6,6 +6,7 @@ outcome. It never writes to the database itself.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -36,11 +37,14 @@ class Job:
     step: StepDef | None
     adapters: AdapterSet
     event_counts: dict[str, int] = field(default_factory=dict)
+    now: datetime | None = None  # the claim's time: what the execution runs and is recorded at
 
 
 @dataclass
 class Outcome:
-    """What happened; ``kind`` is sent|skipped|failed|retried|deferred|held|cancelled."""
+    """What happened; ``kind`` is sent|skipped|failed|retried|deferred|held|cancelled, or
+    ``fenced`` (stopped before delivery: the claim was lost or the enrollment paused or ended
+    since) or ``released`` (not run to an end: given back, nothing is recorded)."""
 
     job: Job
     kind: str
@@ -125,19 +129,50 @@ async def _conditions(job: Job, hooks: HookValues, now: datetime) -> tuple[str, 
     return None
 
 
-async def run_job(job: Job, services: Any, now: datetime) -> Outcome:
-    """Run one execution to an outcome. Never raises: every failure becomes an outcome."""
+def held_outcome(job: Job, kind: str = "held") -> Outcome:
+    """The execution waits as it is (paused enrollment, or stopped by the fence)."""
+    ex = job.execution
+    return Outcome(
+        job,
+        kind,
+        "scheduled",
+        scheduled_for=ex.scheduled_for,
+        retry_count=ex.retry_count,
+        held=True,
+        adapter_id=ex.adapter_id,
+    )
+
+
+def released_outcome(job: Job) -> Outcome:
+    """Nothing to record: the claim is given back and runs again (same idempotency key)."""
+    return Outcome(job, "released", "scheduled", retry_count=job.execution.retry_count)
+
+
+async def run_job_within(job: Job, services: Any, now: datetime, seconds: float) -> Outcome:
+    """``run_job`` for an execution that may wait (hooks, network), fenced before its delivery
+    and bounded in time: one that takes longer than ``seconds`` is retried later, like a
+    timeout, so it can never hold its lane (and its lease) forever."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await run_job(job, services, now, fence=True)
+    except TimeoutError:
+        return _retry_or_fail(
+            job,
+            now,
+            TransientError(f"the execution took longer than {seconds:g} s"),
+            services,
+            None,
+            None,
+            job.execution.adapter_id,
+        )
+
+
+async def run_job(job: Job, services: Any, now: datetime, *, fence: bool = False) -> Outcome:
+    """Run one execution to an outcome. Never raises: every failure becomes an outcome.
+    With ``fence``, the claim is confirmed just before the provider gets the message."""
     ex, step = job.execution, job.step
     if job.enrollment.state == "paused":
-        return Outcome(
-            job,
-            "held",
-            "scheduled",
-            scheduled_for=ex.scheduled_for,
-            retry_count=ex.retry_count,
-            held=True,
-            adapter_id=ex.adapter_id,
-        )
+        return held_outcome(job)
     # A replay is an explicit request: it runs even if the enrollment has since ended.
     if job.enrollment.state != "active" and ex.replay_of is None:
         return Outcome(
@@ -211,6 +246,9 @@ async def run_job(job: Job, services: Any, now: datetime) -> Outcome:
                 "one with create_channel_adapter (or set a default)"
             )
         adapter = job.adapters.by_id[adapter_id]
+        broken = job.adapters.broken.get(adapter_id)
+        if broken is not None:  # only the executions routed to it fail (and fail over)
+            raise TransientError(f"channel adapter {adapter.name!r}: {broken}")
         message = Message(
             channel=step.channel,
             recipient=recipient,
@@ -226,6 +264,10 @@ async def run_job(job: Job, services: Any, now: datetime) -> Outcome:
         if services.dry_run:  # simulations render and route but never send
             result = DeliveryResult(status="simulated")
         else:
+            if fence and services.fence is not None:
+                verdict = await services.fence.check(job)
+                if verdict is not None:
+                    return verdict
             result = await get_provider(adapter.channel, adapter.provider).send(
                 message, adapter, services.delivery_context
             )
@@ -248,34 +290,7 @@ async def run_job(job: Job, services: Any, now: datetime) -> Outcome:
             adapter_id=adapter_id,
         )
     except TransientError as exc:
-        max_retries = step.config.get("max_retries", 3)
-        if ex.retry_count < max_retries:
-            delay = (
-                max(exc.retry_after, 1.0)
-                if exc.retry_after
-                else backoff(ex.retry_count, services.retry_base, services.rng)
-            )
-            return Outcome(
-                job,
-                "retried",
-                "scheduled",
-                scheduled_for=now + timedelta(seconds=delay),
-                retry_count=ex.retry_count + 1,
-                recipient=recipient,
-                payload=payload,
-                response=_answer(exc),
-                adapter_id=adapter_id,
-                error_message=f"attempt {ex.retry_count + 1} failed, retrying: {exc}",
-            )
-        return _failed(
-            job,
-            now,
-            exc,
-            recipient,
-            payload,
-            adapter_id,
-            prefix=f"failed after {ex.retry_count + 1} attempts: ",
-        )
+        return _retry_or_fail(job, now, exc, services, recipient, payload, adapter_id)
     except DripDropError as exc:
         return _failed(job, now, exc, recipient, payload, adapter_id)
     except Exception as exc:  # a bug or a user's code: record it, never crash the worker
@@ -288,6 +303,46 @@ async def run_job(job: Job, services: Any, now: datetime) -> Outcome:
             adapter_id,
             prefix=f"unexpected {type(exc).__name__}: ",
         )
+
+
+def _retry_or_fail(
+    job: Job,
+    now: datetime,
+    exc: TransientError,
+    services: Any,
+    recipient: Any,
+    payload: Any,
+    adapter_id: Any,
+) -> Outcome:
+    ex, step = job.execution, job.step
+    max_retries = step.config.get("max_retries", 3) if step is not None else 0
+    if ex.retry_count < max_retries:
+        delay = (
+            max(exc.retry_after, 1.0)
+            if exc.retry_after
+            else backoff(ex.retry_count, services.retry_base, services.rng)
+        )
+        return Outcome(
+            job,
+            "retried",
+            "scheduled",
+            scheduled_for=now + timedelta(seconds=delay),
+            retry_count=ex.retry_count + 1,
+            recipient=recipient,
+            payload=payload,
+            response=_answer(exc),
+            adapter_id=adapter_id,
+            error_message=f"attempt {ex.retry_count + 1} failed, retrying: {exc}",
+        )
+    return _failed(
+        job,
+        now,
+        exc,
+        recipient,
+        payload,
+        adapter_id,
+        prefix=f"failed after {ex.retry_count + 1} attempts: ",
+    )
 
 
 def _answer(exc: Exception) -> Any:

@@ -57,10 +57,16 @@ async def _module_fields(step: StepDef, hooks: HookValues) -> dict[str, Any]:
         raise PermanentError(
             f"template {step.template_module}.{step.template_function} cannot be loaded: {exc}"
         ) from exc
+    services, timeout = hooks.services, hooks.services.hook_timeout
     try:
-        result = fn(hooks.enrollment, dict(hooks.base))
+        if inspect.iscoroutinefunction(fn):
+            result = await asyncio.wait_for(fn(hooks.enrollment, dict(hooks.base)), timeout)
+        else:  # user code that may block: on the hook pool, never on the event loop
+            result = await services.hook_pool.run(timeout, fn, hooks.enrollment, dict(hooks.base))
         if inspect.isawaitable(result):
-            result = await result
+            result = await asyncio.wait_for(result, timeout)
+    except TimeoutError:
+        raise PermanentError(f"template function took longer than {timeout:g}s") from None
     except Exception as exc:
         raise PermanentError(f"template function raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(result, dict):

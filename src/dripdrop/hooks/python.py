@@ -15,8 +15,10 @@ from functools import lru_cache
 from typing import Any
 
 from dripdrop.errors import PermanentError
+from dripdrop.hooks.pool import BlockingPool
 
 DEFAULT_TIMEOUT = 10.0
+_DEFAULT_POOL = BlockingPool()
 
 
 @lru_cache(maxsize=256)
@@ -53,7 +55,12 @@ def _unwrap(value: Any) -> Any:
 
 
 async def call_python_hook(
-    path: str, name: str, enrollment: Any, context: dict[str, Any], timeout: float = DEFAULT_TIMEOUT
+    path: str,
+    name: str,
+    enrollment: Any,
+    context: dict[str, Any],
+    timeout: float = DEFAULT_TIMEOUT,
+    pool: BlockingPool | None = None,
 ) -> Any:
     """Call ``handle_hook(name, enrollment, context)``; failures become a PermanentError that
     names the hook, so the execution fails and the worker carries on."""
@@ -63,9 +70,7 @@ async def call_python_hook(
         if inspect.iscoroutinefunction(fn):
             result = await asyncio.wait_for(fn(name, enrollment, context), timeout)
         else:
-            result = await asyncio.wait_for(
-                asyncio.to_thread(fn, name, enrollment, context), timeout
-            )
+            result = await (pool or _DEFAULT_POOL).run(timeout, fn, name, enrollment, context)
     except TimeoutError:
         raise PermanentError(f"hook {name!r} took longer than {timeout:g}s") from None
     except PermanentError:

@@ -1,18 +1,20 @@
 """Claiming a batch of due executions with what they need, and recording a batch of outcomes.
 
-Each is one round trip whatever the batch size: the claim returns the executions with their
-enrollments, and one statement writes the outcomes, moves enrollments on and inserts the next
-executions.
+A claim is one round trip whatever the batch size: it returns the executions with their
+enrollments. Recording is two: the batch's enrollments are locked (skipping those another
+transaction holds), then one statement writes the outcomes, moves enrollments on and inserts the
+next executions. Also here: the fence checked before a delivery that had to wait, the heartbeat
+that keeps in-flight leases alive, and giving claims back.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, text
@@ -27,13 +29,19 @@ from dripdrop.worker.queries import (
     CLAIM_ENROLLMENT,
     EVENT_COUNTS,
     EVENTS_OF,
+    FENCE,
     FINISH,
+    LOCK_ENROLLMENTS,
     RELEASE,
+    RENEW,
     next_due,
     next_wake,
     q,
     raw_sql,
 )
+from dripdrop.worker.storable import dump_rows
+
+log = logging.getLogger("dripdrop.worker")
 
 _ENROLLMENT_FIELDS = (
     "sequence_id",
@@ -47,12 +55,6 @@ _ENROLLMENT_FIELDS = (
     "data",
     "metadata",
 )
-
-
-def _dumps(value: Any) -> str:
-    """JSON for the batch parameter. orjson writes UUIDs and aware datetimes natively; other
-    values (hook results may hold decimals…) are shown as text."""
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
@@ -137,7 +139,7 @@ def _with_limit(sql: str, limit: int) -> str:
 
 
 def jobs_from_rows(
-    rt: Any, conn: Connection | None, rows: list[Any], token: uuid.UUID
+    rt: Any, conn: Connection | None, rows: list[Any], token: uuid.UUID, now: datetime
 ) -> list[Job]:
     """Jobs for claimed rows, with their (cached) definitions. Without ``conn`` a cache miss
     reads through the runtime's engine."""
@@ -169,7 +171,9 @@ def jobs_from_rows(
                     rt, db(), version.tenant_key
                 )
                 adapter_sets[version.tenant_key] = adapters
-            jobs.append(Job(r, token, enrollment, version, version.step(r.step_id), adapters))
+            jobs.append(
+                Job(r, token, enrollment, version, version.step(r.step_id), adapters, now=now)
+            )
     finally:
         if opened is not None:
             opened.close()
@@ -211,7 +215,7 @@ def claim_jobs(
     rows = _fetch(conn, sql, rt.schema, params, binary=True)
     if not rows:
         return []
-    jobs = jobs_from_rows(rt, conn, rows, token)
+    jobs = jobs_from_rows(rt, conn, rows, token, now)
     needs = jobs_needing_event_counts(jobs)
     if needs:
         apply_event_counts(
@@ -269,9 +273,11 @@ def enrollments_awaiting_events(outcomes: list[Outcome]) -> list[Any]:
 
 
 def finish_params(
-    outcomes: list[Outcome], now: datetime, events: dict[Any, list[tuple[str, Any, datetime]]]
+    outcomes: list[Outcome], events: dict[Any, list[tuple[str, Any, datetime]]]
 ) -> tuple[dict[str, Any], bool]:
-    """The FINISH statement's parameters for a batch, and whether a next step is due now."""
+    """The FINISH statement's parameters for the outcomes of one claim, and whether a next step
+    is due now. Times are the claim's (the clock the executions ran on)."""
+    now = outcomes[0].job.now
     rows = []
     due_now = False
     for o in outcomes:
@@ -303,25 +309,53 @@ def finish_params(
     token = outcomes[0].job.token
     if any(o.job.token is not token and o.job.token != token for o in outcomes):
         raise ValueError("a FINISH batch holds the outcomes of one claim (one lease token)")
-    params = {"rows": _dumps(rows), "now": now, "token": token}
+    params = {"rows": dump_rows(rows), "now": now, "token": token}
     return params, due_now
 
 
+class Recorded:
+    """What a record wrote: ``written`` maps execution id → live (False: the execution was
+    cancelled while in flight and kept its state); ``waiting`` are the outcomes whose
+    enrollment another transaction held, to be written next time."""
+
+    __slots__ = ("waiting", "written")
+
+    def __init__(self) -> None:
+        self.written: dict[Any, bool] = {}
+        self.waiting: list[Outcome] = []
+
+
+def lock_enrollments(conn: Connection, schema: str, outcomes: list[Outcome]) -> set[str]:
+    """Lock the outcomes' enrollments (id order, SKIP LOCKED); the ids (text) now held."""
+    ids = ",".join({o.job.enrollment.id_text for o in outcomes})
+    return {r[0] for r in _fetch(conn, LOCK_ENROLLMENTS, schema, {"ids": ids})}
+
+
 def record_outcomes(
-    rt: Any, conn: Connection, outcomes: list[Outcome], now: datetime, *, async_commit: bool = True
-) -> set[Any]:
+    rt: Any, conn: Connection, outcomes: list[Outcome], *, async_commit: bool = True
+) -> Recorded:
     """Write outcomes (only where this worker still holds the lease) and move enrollments on:
-    schedule each next step, complete finished enrollments, stop halted ones. One statement.
-    Returns the ids of the executions whose outcome was written.
+    schedule each next step, complete finished enrollments, stop halted ones.
+
+    The enrollments are locked first, so no pause, restart, unenroll or event can commit
+    between what this reads and what it writes; an enrollment another transaction holds keeps
+    its outcomes in ``waiting``.
 
     Unless ``rt.durable_outcomes``, the commit does not wait for the WAL flush: a database crash
     may forget the last outcomes, and then those executions (their leases expired) run again
     under the same idempotency key — at least once, never lost — while a batch costs one fsync
     less."""
+    recorded = Recorded()
     if not outcomes:
-        return set()
+        return recorded
     if async_commit:
         _commit_mode(conn, durable=rt.durable_outcomes)
+    held = lock_enrollments(conn, rt.schema, outcomes)
+    if len(held) < len({o.job.enrollment.id_text for o in outcomes}):
+        recorded.waiting = [o for o in outcomes if o.job.enrollment.id_text not in held]
+        outcomes = [o for o in outcomes if o.job.enrollment.id_text in held]
+        if not outcomes:
+            return recorded
     waiting = enrollments_awaiting_events(outcomes)
     events: dict[Any, list[tuple[str, Any, datetime]]] = {}
     if waiting:
@@ -329,42 +363,148 @@ def record_outcomes(
             events.setdefault(ev.enrollment_id, []).append(
                 (ev.event_key, ev.event_data, ev.occurred_at)
             )
-    confirmed: set[Any] = set()
     due_now = False
     for claim in _by_token(outcomes):
-        params, due = finish_params(claim, now, events)
-        confirmed |= {r[0] for r in _fetch(conn, FINISH, rt.schema, params)}
+        params, due = finish_params(claim, events)
+        recorded.written.update(_fetch(conn, FINISH, rt.schema, params))
         due_now = due_now or due
-    if due_now and confirmed:
+    if due_now and recorded.written:
         wake_workers(conn, rt.schema)
-    return confirmed
+    return recorded
+
+
+def _refreshed(conn: Connection, o: Outcome) -> Outcome:
+    """The outcome with its next step worked out from definitions read now (a step may have
+    been deleted while the execution ran)."""
+    from dataclasses import replace
+
+    from dripdrop.engine.defs import load_version
+
+    return replace(o, job=replace(o.job, version=load_version(conn, o.job.version.id)))
+
+
+def _bare(o: Outcome, problem: str) -> Outcome:
+    """The outcome without what could not be stored: state and timing only."""
+    from dataclasses import replace
+
+    note = f"the outcome's details could not be stored ({problem})"
+    message = f"{o.error_message}; {note}" if o.error_message else note
+    return replace(o, recipient=None, payload=None, response=None, error_message=message[:2000])
+
+
+def record_one_by_one(rt: Any, conn: Connection, outcomes: list[Outcome]) -> Recorded:
+    """The fallback when a batch's record fails for a reason other than a lost connection:
+    each outcome in its own savepoint, so one that cannot be written is the only one affected.
+    A failing one is tried again with its definitions read afresh, then without its details;
+    if even that fails it is left to its lease."""
+    rt.defs.clear()  # the failure may come from definitions that changed under the batch
+    recorded = Recorded()
+    _commit_mode(conn, durable=rt.durable_outcomes)
+    for o in outcomes:
+        one = _record_with_fallbacks(rt, conn, o)
+        if one is not None:
+            recorded.written.update(one.written)
+            recorded.waiting += one.waiting
+    return recorded
+
+
+def _record_with_fallbacks(rt: Any, conn: Connection, o: Outcome) -> Recorded | None:
+    try:
+        return _record_in_savepoint(rt, conn, o)
+    except _Unstorable:
+        pass
+    fresh = _refreshed(conn, o)
+    try:
+        return _record_in_savepoint(rt, conn, fresh)
+    except _Unstorable as exc:
+        problem = str(exc)
+    try:
+        return _record_in_savepoint(rt, conn, _bare(fresh, problem))
+    except _Unstorable as exc:
+        log.error("execution %s cannot be recorded: %s", o.job.execution.id, exc)
+        return None
+
+
+class _Unstorable(Exception):
+    pass
+
+
+def _record_in_savepoint(rt: Any, conn: Connection, outcome: Outcome) -> Recorded:
+    try:
+        with conn.begin_nested():
+            return record_outcomes(rt, conn, [outcome], async_commit=False)
+    except Exception as exc:
+        if connection_lost(exc):
+            raise
+        problem = _describe(exc)
+        log.error("execution %s: recording failed: %s", outcome.job.execution.id, problem)
+        raise _Unstorable(problem) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None)
+    text = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+    return f"{type(orig).__name__}{f' {code}' if code else ''}: {text}"[:500]
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Is this the database going away (worth retrying as it is), rather than a statement that
+    would fail the same way again (a value too large, a timeout, out of memory)?"""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    if not isinstance(orig, psycopg.Error):
+        return False
+    code = orig.sqlstate
+    if code is None:  # raised by the client: connection closed, broken or unreachable
+        return isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError)
+    # connection_exception, admin/crash shutdown, cannot connect now, too many connections
+    return code.startswith("08") or code in ("57P01", "57P02", "57P03", "53300")
 
 
 def finish_and_claim(
     rt: Any,
     conn: Connection,
     outcomes: list[Outcome],
-    outcomes_now: datetime | None,
     limit: int,
     token: uuid.UUID,
     now: datetime,
     lease_seconds: float,
     enrollment_id: uuid.UUID | None = None,
-) -> list[Job]:
-    """Record one batch's outcomes and claim the next batch in a single transaction (one commit
-    per batch instead of two)."""
+) -> tuple[Recorded, list[Job]]:
+    """Record outcomes and claim the next batch in a single transaction (one commit per batch
+    instead of two)."""
     _commit_mode(conn, durable=bool(outcomes) and rt.durable_outcomes)
-    if outcomes:
-        assert outcomes_now is not None
-        record_outcomes(rt, conn, outcomes, outcomes_now, async_commit=False)
+    recorded = record_outcomes(rt, conn, outcomes, async_commit=False)
     if limit <= 0:
-        return []
-    return claim_jobs(rt, conn, limit, token, now, lease_seconds, enrollment_id, async_commit=False)
+        return recorded, []
+    jobs = claim_jobs(rt, conn, limit, token, now, lease_seconds, enrollment_id, async_commit=False)
+    return recorded, jobs
 
 
-def release_jobs(rt: Any, conn: Connection, token: uuid.UUID, ids: list[Any]) -> None:
-    """Give claimed executions back (graceful shutdown before they ran)."""
-    conn.execute(q(RELEASE, rt.schema), {"token": token, "ids": ids})
+def release_jobs(rt: Any, conn: Connection, token: uuid.UUID, ids: list[str]) -> None:
+    """Give claimed executions back (their runs were stopped before an outcome)."""
+    conn.execute(q(RELEASE, rt.schema), {"token": token, "ids": ",".join(ids)})
+
+
+def renew_leases(
+    rt: Any, conn: Connection, claims: dict[uuid.UUID, list[str]], lease_seconds: float
+) -> None:
+    """The heartbeat: push back the lease of executions still in flight, per claim."""
+    _commit_mode(conn, durable=False)
+    for token, ids in claims.items():
+        conn.execute(
+            q(RENEW, rt.schema), {"token": token, "ids": ",".join(ids), "lease": lease_seconds}
+        )
+
+
+def confirm_claims(rt: Any, conn: Connection, ids: list[str]) -> dict[str, Any]:
+    """For the executions ``ids``: the lease token of those that may still be delivered (still
+    scheduled, not held, enrollment active — or a replay); the others are absent."""
+    return {r.id: r.lease_token for r in _fetch(conn, FENCE, rt.schema, {"ids": ",".join(ids)})}
 
 
 def next_due_at(rt: Any, conn: Connection) -> datetime | None:
@@ -384,10 +524,15 @@ def idle_timeout(rt: Any, conn: Connection, poll_interval: float) -> float:
 
 
 __all__ = [
+    "Recorded",
     "claim_jobs",
+    "confirm_claims",
+    "connection_lost",
     "finish_and_claim",
     "idle_timeout",
     "next_due_at",
+    "record_one_by_one",
     "record_outcomes",
     "release_jobs",
+    "renew_leases",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -22,17 +23,27 @@ class Db(Protocol):
 
 
 class ThreadDb:
-    """Sync engine, calls in a worker thread (keeps the event loop free)."""
+    """Sync engine, calls on threads of its own (keeps the event loop free). The threads are
+    the worker's alone — as many as its engine has connections — so user code blocking other
+    threads (a hung hook) can never keep it from recording outcomes."""
 
     def __init__(self, rt: Any) -> None:
         self.rt = rt
+        engine = rt.worker_engine
+        size = engine.pool.size() + max(0, engine.pool._max_overflow)
+        self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="dripdrop-db")
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         with self.rt.worker_engine.begin() as conn:
             return fn(self.rt, conn, *args)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.to_thread(self._call, fn, *args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._call, fn, *args)
+
+    def close(self) -> None:
+        # Calls in flight finish (their transactions must not be cut); none are queued by then.
+        self._threads.shutdown(wait=True)
 
 
 class AsyncDb:

@@ -57,7 +57,8 @@ CLAIM_ENROLLMENT = CLAIM.replace(
 RELEASE = """
 UPDATE {s}.step_executions
 SET lease_token = NULL, locked_by = NULL, locked_until = NULL
-WHERE lease_token = :token AND id = ANY(:ids)
+WHERE id = ANY(CAST(string_to_array(:ids, ',') AS uuid[]))
+  AND coalesce(lease_token = CAST(:token AS uuid), false)
 """
 
 NEXT_DUE = """
@@ -83,11 +84,28 @@ FROM (
 ) AS head
 """
 
-# One statement finishes a whole batch: outcomes are written where this worker still holds the
-# lease (a late worker's write is a no-op), and only for those the enrollments move on and the
-# next executions are inserted. Each step passes its rows on through RETURNING, so no step joins
-# back to another (no per-batch quadratic join). A batch row leaves out what is null (and
-# ``held`` when false): every key parsed costs the server time.
+# Before a batch is recorded, its enrollments are locked, in id order, skipping those another
+# transaction holds (an API call changing the enrollment, or track() inside a host's open
+# transaction): their outcomes wait for the next write. Every change to an enrollment's chain
+# (pause, resume, unenroll, restart, exit, events) is made under this row lock, and FINISH runs as
+# the next statement, so its snapshot holds every such change that committed before: a restart
+# or an event can no longer slip in between the read and the write. Skipping instead of waiting
+# means the worker never waits on a host's transaction and is never part of a deadlock.
+LOCK_ENROLLMENTS = """
+SELECT id::text FROM {s}.enrollments
+WHERE id = ANY(CAST(string_to_array(:ids, ',') AS uuid[]))
+ORDER BY id
+FOR NO KEY UPDATE SKIP LOCKED
+"""
+
+# One statement finishes a batch: outcomes are written where this worker still holds the lease
+# (a late worker's write is a no-op), and only for those the enrollments move on and the next
+# executions are inserted. A row still ``scheduled`` is *live*: it gets the outcome. A row an API
+# call cancelled while it was in flight keeps its state (it never flips back to sent, and never
+# moves its enrollment); if the provider had already accepted the message, the row says so. Each
+# step passes its rows on through RETURNING, so no step joins back to another (no per-batch
+# quadratic join). A batch row leaves out what is null (and ``held`` when false): every key parsed
+# costs the server time.
 FINISH = """
 WITH v AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
@@ -98,18 +116,34 @@ WITH v AS MATERIALIZED (
         next_channel text)
 ), done AS (
     UPDATE {s}.step_executions AS x
-    SET state = v.state, scheduled_for = COALESCE(v.scheduled_for, x.scheduled_for),
-        executed_at = v.executed_at, failed_at = v.failed_at, retry_count = v.retry_count,
-        recipient = v.recipient, payload = v.payload, response = v.response,
-        error_message = v.error_message, adapter_id = v.adapter_id,
-        held = COALESCE(v.held, false),
+    SET state = CASE WHEN x.state = 'scheduled' THEN v.state ELSE x.state END,
+        scheduled_for = CASE WHEN x.state = 'scheduled'
+                             THEN COALESCE(v.scheduled_for, x.scheduled_for)
+                             ELSE x.scheduled_for END,
+        executed_at = CASE WHEN x.state = 'scheduled' OR v.state = 'sent'
+                           THEN v.executed_at ELSE x.executed_at END,
+        failed_at = CASE WHEN x.state = 'scheduled' THEN v.failed_at ELSE x.failed_at END,
+        retry_count = CASE WHEN x.state = 'scheduled' THEN v.retry_count ELSE x.retry_count END,
+        recipient = CASE WHEN x.state = 'scheduled' OR v.state = 'sent'
+                         THEN v.recipient ELSE x.recipient END,
+        payload = CASE WHEN x.state = 'scheduled' OR v.state = 'sent'
+                       THEN v.payload ELSE x.payload END,
+        response = CASE WHEN x.state = 'scheduled' OR v.state = 'sent'
+                        THEN v.response ELSE x.response END,
+        error_message = CASE WHEN x.state = 'scheduled' THEN v.error_message
+                             WHEN v.state = 'sent' THEN concat_ws('; ', x.error_message,
+                                 'the provider had accepted the message before it was cancelled')
+                             ELSE x.error_message END,
+        adapter_id = CASE WHEN x.state = 'scheduled' OR v.state = 'sent'
+                          THEN v.adapter_id ELSE x.adapter_id END,
+        held = CASE WHEN x.state = 'scheduled' THEN COALESCE(v.held, false) ELSE x.held END,
         lease_token = NULL, locked_by = NULL, locked_until = NULL, updated_at = :now
-    FROM v JOIN {s}.step_executions AS old ON old.id = v.id
+    FROM v
     -- The token test is wrapped so the planner does not take it for a selective one: with next
     -- to no leased rows in its statistics it would expect one row, scan a small table for it
     -- and then walk the whole batch again for each row found.
     WHERE x.id = v.id AND coalesce(x.lease_token = CAST(:token AS uuid), false)
-    RETURNING v.*, x.enrollment_id, x.tenant_key, old.state AS previous_state
+    RETURNING v.*, x.enrollment_id, x.tenant_key, x.state = v.state AS live
 ), moved AS (
     UPDATE {s}.enrollments AS e
     SET current_step_id = CASE WHEN t.action = 'next' THEN t.next_step_id
@@ -123,9 +157,7 @@ WITH v AS MATERIALIZED (
                        ELSE e.cancelled_at END,
         updated_at = :now
     FROM done AS t
-    -- An execution cancelled while it was being sent (unenroll, restart, exit) is still logged
-    -- with what really happened, but it no longer moves its enrollment.
-    WHERE e.id = t.enrollment_id AND t.action IS NOT NULL AND t.previous_state = 'scheduled'
+    WHERE e.id = t.enrollment_id AND t.action IS NOT NULL AND t.live
       AND e.state IN ('active', 'paused')
     RETURNING t.*, e.state AS enrollment_state
 ), inserted AS (
@@ -137,7 +169,31 @@ WITH v AS MATERIALIZED (
     WHERE t.action = 'next'
     RETURNING id
 )
-SELECT id FROM done
+SELECT id, live FROM done
+"""
+
+# Just before a delivery that had to wait (hooks, external templates, the network) is handed to
+# its provider: is the claim still this worker's, and may the enrollment still receive it? A
+# pause, unenroll, restart or exit that committed since the claim stops it here.
+FENCE = """
+SELECT x.id::text AS id, x.lease_token
+FROM {s}.step_executions AS x JOIN {s}.enrollments AS e ON e.id = x.enrollment_id
+WHERE x.id = ANY(CAST(string_to_array(:ids, ',') AS uuid[]))
+  AND x.state = 'scheduled' AND NOT x.held
+  AND (e.state = 'active' OR x.replay_of IS NOT NULL)
+"""
+
+# The heartbeat: executions still in flight keep their lease. Rows locked right now (being
+# recorded) are skipped rather than waited for, so the heartbeat never deadlocks with a record.
+RENEW = """
+UPDATE {s}.step_executions AS x
+SET locked_until = clock_timestamp() + make_interval(secs => :lease)
+WHERE x.id IN (
+    SELECT id FROM {s}.step_executions
+    WHERE id = ANY(CAST(string_to_array(:ids, ',') AS uuid[]))
+      AND coalesce(lease_token = CAST(:token AS uuid), false) AND state = 'scheduled'
+    FOR UPDATE SKIP LOCKED
+)
 """
 
 ENROLLMENTS = """

@@ -12,25 +12,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
-import psycopg
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-from dripdrop.engine.process import Job, Outcome, run_job
+from dripdrop.engine.process import Job, Outcome, released_outcome, run_job, run_job_within
 from dripdrop.records import RunSummary
-from dripdrop.worker.batch import finish_and_claim, idle_timeout, release_jobs
-from dripdrop.worker.eager import run_batch_jobs
+from dripdrop.worker import eager
+from dripdrop.worker.batch import (
+    Recorded,
+    claim_jobs,
+    connection_lost,
+    finish_and_claim,
+    idle_timeout,
+    record_one_by_one,
+    release_jobs,
+    renew_leases,
+)
 from dripdrop.worker.loop_tuning import loop_tuning
 from dripdrop.worker.sizing import BATCH_SIZE, lane_sizes
 
 log = logging.getLogger("dripdrop.worker")
 
-LEASE_SECONDS = 120.0
+# A claim's lease. In-flight executions renew it every third of it (the heartbeat), so only a
+# worker that died (or lost the database) lets it run out: its work is claimable again this long
+# after, and a slow delivery never is.
+LEASE_SECONDS = 30.0
+# Outcomes of a batch that is still running are written at least this often (seconds): a worker
+# killed mid-batch re-sends at most what finished in its last moments, never the whole batch.
+FLUSH_INTERVAL = 0.1
+# After the grace period of a stop, how long lanes get to record what finished.
+SHUTDOWN_RECORD_SECONDS = 10.0
 
 
 def _summary(counts: Counter[str]) -> RunSummary:
@@ -43,16 +57,21 @@ def _summary(counts: Counter[str]) -> RunSummary:
     )
 
 
-def _connection_lost(exc: BaseException) -> bool:
-    """Is this the database going away (worth retrying), rather than a statement failing?"""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError | InterfaceError | psycopg.OperationalError)
+def _by_claim(outcomes: list[Outcome]) -> dict[uuid.UUID, list[str]]:
+    claims: dict[uuid.UUID, list[str]] = {}
+    for o in outcomes:
+        claims.setdefault(o.job.token, []).append(o.job.execution.id_text)
+    return claims
 
 
 class Lane:
-    """One claim → run → record loop; ``run`` ends when a claim finds nothing. ``claimed`` is
-    the batch being run (given back if the worker must stop before it ends)."""
+    """One claim → run → record loop; ``run`` ends when a claim finds nothing.
+
+    A batch's deliveries that may wait (hooks, the network) run as tasks; their outcomes are
+    written as they finish (at most every FLUSH_INTERVAL), the rest with the next claim. While
+    any are in flight a heartbeat renews their lease. ``abandon`` (end of a stop's grace)
+    cancels the deliveries still running: what finished is recorded, the rest given back.
+    """
 
     def __init__(
         self,
@@ -66,7 +85,7 @@ class Lane:
         enrollment_id: uuid.UUID | None = None,
         on_outcome: Callable[[Outcome], Any] | None = None,
         lease_seconds: float = LEASE_SECONDS,
-        retry_while: Callable[[], bool] | None = None,
+        ride_out_outages: bool = False,
     ) -> None:
         self.rt, self.db, self.services = rt, db, services
         self.limit = limit
@@ -75,66 +94,176 @@ class Lane:
         self.enrollment_id = enrollment_id
         self.on_outcome = on_outcome
         self.lease_seconds = lease_seconds
-        self.retry_while = retry_while
-        self.claimed: tuple[uuid.UUID, list[Job]] | None = None
+        self.ride_out_outages = ride_out_outages
+        self.running: dict[asyncio.Future[Outcome], Job] = {}  # deliveries in flight
+        self.unrecorded: list[Outcome] = []  # finished, not written yet
+        self.done = 0  # outcomes written
+        self.claimed = 0  # executions claimed
+        self._give_up_at: float | None = None  # set by abandon()
 
-    async def _run_jobs(self, jobs: list[Job], now: datetime) -> list[Outcome]:
-        services, semaphore = self.services, self.semaphore
+    # -- the loop ------------------------------------------------------------------------------
 
-        def direct(job: Job) -> Awaitable[Outcome]:
-            return run_job(job, services, now)
+    async def run(self) -> int:
+        """Claim, run and record until a claim finds nothing; returns how many it claimed."""
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            while jobs := await self._record(claim=True):
+                self.claimed += len(jobs)
+                await self._run_batch(jobs)
+            await self._record_rest()
+        finally:
+            heartbeat.cancel()
+        return self.claimed
 
-        if semaphore is None:
-            return await run_batch_jobs(jobs, direct)
+    def abandon(self) -> None:
+        """Stop waiting for the deliveries in flight: they are given back (released) and run
+        again elsewhere under the same idempotency key; finished outcomes are still recorded."""
+        self._give_up_at = time.monotonic() + SHUTDOWN_RECORD_SECONDS
+        for task in self.running:
+            task.cancel()
 
-        async def limited(job: Job) -> Outcome:
-            async with semaphore:
-                return await run_job(job, services, now)
+    async def _run_batch(self, jobs: list[Job]) -> None:
+        services = self.services
+        now = jobs[0].now
+        assert now is not None
+        tasks: dict[asyncio.Future[Outcome], Job] = {}
+        inline: list[Job] = []
+        for job in jobs:
+            if eager.runs_in_process(job):
+                inline.append(job)
+            else:
+                tasks[asyncio.ensure_future(self._run_waiting(job))] = job
+        self.running = dict(tasks)
+        try:
+            for job in inline:  # they finish without waiting: a Task each would only cost time
+                self.unrecorded.append(await run_job(job, services, now))
+            flushed = time.monotonic()
+            while tasks:
+                timeout = None
+                if self.unrecorded:
+                    timeout = max(0.0, flushed + FLUSH_INTERVAL - time.monotonic())
+                done, _ = await asyncio.wait(
+                    tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    self.unrecorded.append(self._outcome_of(task, tasks.pop(task)))
+                    self.running.pop(task, None)
+                if tasks and self.unrecorded and time.monotonic() - flushed >= FLUSH_INTERVAL:
+                    await self._record(claim=False)
+                    flushed = time.monotonic()
+        finally:
+            for task in tasks:
+                task.cancel()
+            self.running = {}
 
-        return await run_batch_jobs(jobs, limited, direct)
+    async def _run_waiting(self, job: Job) -> Outcome:
+        services, now = self.services, job.now
+        if self.semaphore is None:
+            return await run_job_within(job, services, now, services.execution_timeout)
+        async with self.semaphore:
+            return await run_job_within(job, services, now, services.execution_timeout)
 
-    def _count(self, outcomes: list[Outcome]) -> None:
+    @staticmethod
+    def _outcome_of(task: asyncio.Future[Outcome], job: Job) -> Outcome:
+        if task.cancelled():
+            return released_outcome(job)
+        exc = task.exception()
+        if exc is not None:  # run_job never raises: a bug; the execution runs again later
+            log.error("execution %s crashed: %r", job.execution.id, exc)
+            return released_outcome(job)
+        return task.result()
+
+    # -- the database --------------------------------------------------------------------------
+
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``db.run``, riding out a lost connection (when the lane may): what it carries is kept
+        and written once the database is back. Until then its executions stay leased."""
+        while True:
+            try:
+                return await self.db.run(fn, *args)
+            except Exception as exc:
+                if not (self.ride_out_outages and connection_lost(exc)):
+                    raise
+                if self._give_up_at is not None and time.monotonic() > self._give_up_at:
+                    raise
+                log.error("database unreachable (%s); retrying in 1 s", exc)
+                await asyncio.sleep(1.0)
+
+    async def _record(self, *, claim: bool) -> list[Job]:
+        """Write the finished outcomes; with ``claim``, claim the next batch in the same
+        transaction. Released executions are given back."""
+        outcomes, self.unrecorded = self.unrecorded, []
+        released = [o for o in outcomes if o.kind == "released"]
+        if released:
+            outcomes = [o for o in outcomes if o.kind != "released"]
+        limit = self.limit() if claim else 0
+        now, token = self.rt.now(), uuid.uuid4()
+        args = (limit, token, now, self.lease_seconds, self.enrollment_id)
+        try:
+            recorded, jobs = await self._db(finish_and_claim, outcomes, *args)
+        except Exception as exc:
+            if connection_lost(exc):  # the lane ends; the leases run out and all runs again
+                self.unrecorded = outcomes + released + self.unrecorded
+                raise
+            # A statement that fails the same way every time: one outcome it cannot store must
+            # not keep the others from being written (and their messages from going out again).
+            log.error("recording %d outcome(s) failed (%s); one by one", len(outcomes), exc)
+            recorded = await self._db(record_one_by_one, outcomes) if outcomes else Recorded()
+            jobs = await self._db(claim_jobs, *args) if limit > 0 else []
+        self._count(outcomes, recorded)
+        self.unrecorded = recorded.waiting + self.unrecorded
+        if released:
+            await self._release(released)
+        return jobs
+
+    async def _record_rest(self) -> None:
+        """Outcomes whose enrollment another transaction held: try again until written."""
+        delay = 0.02
+        while self.unrecorded:
+            if self._give_up_at is not None and time.monotonic() > self._give_up_at:
+                log.error("%d outcome(s) left unrecorded at stop", len(self.unrecorded))
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            await self._record(claim=False)
+
+    async def _release(self, outcomes: list[Outcome]) -> None:
+        for token, ids in _by_claim(outcomes).items():
+            try:
+                await self._db(release_jobs, token, ids)
+            except Exception as exc:  # their leases run out instead
+                log.warning("could not give back %d execution(s): %s", len(ids), exc)
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases of executions in flight (and finished ones not yet written)."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            claims = _by_claim([*self._running_outcomes(), *self.unrecorded])
+            if not claims:
+                continue
+            try:
+                await self.db.run(renew_leases, claims, self.lease_seconds)
+            except Exception as exc:  # a later beat may get through; else the lease runs out
+                log.warning("renewing leases failed: %s", exc)
+
+    def _running_outcomes(self) -> list[Outcome]:
+        return [released_outcome(job) for job in self.running.values()]
+
+    def _count(self, outcomes: list[Outcome], recorded: Recorded) -> None:
+        written = recorded.written
         for o in outcomes:
-            self.counts[o.kind] += 1
-            if o.kind == "failed":
+            live = written.get(o.job.execution.id)
+            if live is None:  # the lease was lost (another worker has it), or not yet written
+                continue
+            kind = o.kind if live else ("sent" if o.kind == "sent" else "")
+            if kind not in ("sent", "skipped", "failed", "retried", "deferred"):
+                continue
+            self.counts[kind] += 1
+            self.done += 1
+            if kind == "failed":
                 log.warning("execution %s failed: %s", o.job.execution.id, o.error_message)
             if self.on_outcome is not None:
                 self.on_outcome(o)
-
-    async def run(self) -> int:
-        """Claim, run and record until a claim finds nothing; returns the outcomes recorded."""
-        done = 0
-        outcomes: list[Outcome] = []
-        outcomes_now: datetime | None = None
-        while True:
-            now, token = self.rt.now(), uuid.uuid4()
-            try:
-                jobs = await self.db.run(
-                    finish_and_claim,
-                    outcomes,
-                    outcomes_now,
-                    self.limit(),
-                    token,
-                    now,
-                    self.lease_seconds,
-                    self.enrollment_id,
-                )
-            except Exception as exc:
-                # The database is away: keep the outcomes and try again. Until they are written
-                # their executions stay leased; after the lease they would simply run again.
-                # Any other error would fail the same way again: it ends the lane.
-                if not _connection_lost(exc) or self.retry_while is None or not self.retry_while():
-                    raise
-                log.error("recording or claiming failed (%s); retrying in 1 s", exc)
-                await asyncio.sleep(1.0)
-                continue
-            self._count(outcomes)
-            done += len(outcomes)
-            if not jobs:
-                return done
-            self.claimed = (token, jobs)
-            outcomes, outcomes_now = await self._run_jobs(jobs, now), now
-            self.claimed = None
 
 
 async def drain(
@@ -264,13 +393,12 @@ async def work(
         return lambda: 0 if stop.is_set() else size
 
     async def run_lane(lane: Lane) -> int:
-        done = 0
         while True:
             seen = wakeups
-            done += await lane.run()
+            await lane.run()
             # A wake-up during the last claim may be for work that claim could not see yet.
             if wakeups == seen or stop.is_set():
-                return done
+                return lane.done
 
     def lane_ended(task: asyncio.Task[int]) -> None:
         lanes.pop(task, None)
@@ -289,7 +417,7 @@ async def work(
                 limit=limit_of(size),
                 counts=counts,
                 lease_seconds=lease_seconds,
-                retry_while=lambda: not stop.is_set(),
+                ride_out_outages=True,
             )
             task = asyncio.create_task(run_lane(lane))
             lanes[task] = (slot, lane)
@@ -326,12 +454,12 @@ async def work(
             if listener:
                 await listener.stop()
             if lanes:
-                _, pending = await asyncio.wait(list(lanes), timeout=grace)
-                for task in pending:  # give unfinished claims back so another worker runs them
-                    lane = lanes[task][1] if task in lanes else None
+                running = dict(lanes)
+                _, pending = await asyncio.wait(list(running), timeout=grace)
+                if pending:  # the grace is over: record what finished, give the rest back
+                    for task in pending:
+                        running[task][1].abandon()
+                    _, pending = await asyncio.wait(pending, timeout=SHUTDOWN_RECORD_SECONDS)
+                for task in pending:  # the database is away: their leases will run out
                     task.cancel()
-                    if lane is not None and lane.claimed is not None:
-                        token, jobs = lane.claimed
-                        with contextlib.suppress(Exception):
-                            await db.run(release_jobs, token, [j.execution.id for j in jobs])
     return _summary(counts)

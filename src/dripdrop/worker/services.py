@@ -21,6 +21,15 @@ class Services:
         self.db = db
         self.retry_base = rt.retry_base
         self.hook_timeout = rt.hook_timeout
+        self.hook_pool = rt.hook_pool
+        # Longest an execution that waits on hooks or the network may run before it is retried.
+        self.execution_timeout = rt.execution_timeout
+        # Deliveries that had to wait confirm their claim first (simulations send nothing).
+        self.fence: Any = None
+        if not dry_run:
+            from dripdrop.worker.fence import Fence
+
+            self.fence = Fence(db)
         self.rng = random.Random()
         self.dry_run = dry_run
         self.http = create_http_client(rt.policy)
@@ -37,6 +46,9 @@ class Services:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        close = getattr(self.db, "close", None)
+        if close is not None:
+            close()
 
     def enrollment_record(self, row: Any) -> Enrollment:
         return from_row(Enrollment, row)

@@ -1,0 +1,110 @@
+"""Outcome values made storable: whatever a provider answered or a hook returned, the row that
+records it can always be written.
+
+PostgreSQL refuses NUL characters in text and JSON, JSON refuses lone surrogates, orjson refuses
+integers beyond 64 bits, and a multi-megabyte answer would bloat the log. One such value used to
+make the statement that records a whole batch fail, so every message of the batch went out again
+after its lease. Here each batch row is serialised on its own: the common row costs one orjson
+call; a row that fails or is too large is cleaned (NUL → U+FFFD, lone surrogates → U+FFFD, big
+integers and non-JSON values → text, deep nesting cut) and its large fields are capped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import orjson
+
+# Caps on what one execution row keeps. A row larger than MAX_ROW has its text fields cut to
+# MAX_TEXT characters and its payload and response to MAX_JSON bytes of JSON.
+MAX_TEXT = 4000  # error_message, recipient
+MAX_JSON = 64 * 1024  # payload, response
+MAX_ROW = 2 * MAX_JSON + 4 * MAX_TEXT + 1024
+MAX_DEPTH = 32
+_PREVIEW = 2000
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _default(value: Any) -> str:
+    return str(value)
+
+
+def clean_text(value: str, limit: int = MAX_TEXT) -> str:
+    """Text PostgreSQL accepts: no NUL, no lone surrogate, at most ``limit`` characters."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = _SURROGATE.sub("\ufffd", value)
+    if len(value) > limit:
+        value = f"{value[: limit - 40]}… ({len(value)} characters, cut)"
+    return value
+
+
+def clean_json(value: Any, depth: int = 0) -> Any:
+    """A JSON value PostgreSQL's jsonb accepts, built from anything."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return clean_text(value, MAX_JSON)
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= MAX_DEPTH:
+        return clean_text(repr(value), _PREVIEW)
+    if isinstance(value, dict):
+        return {clean_text(str(k), 256): clean_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [clean_json(v, depth + 1) for v in value]
+    return clean_text(_default(value), MAX_JSON)
+
+
+def capped_json(value: Any) -> Any:
+    """``value`` cleaned; if its JSON is larger than MAX_JSON, a note with a preview instead."""
+    value = clean_json(value)
+    data = orjson.dumps(value, option=_OPTIONS)
+    if len(data) <= MAX_JSON:
+        return value
+    text = data.decode()
+    return {"truncated": True, "bytes": len(data), "preview": text[:_PREVIEW]}
+
+
+def _fits(data: bytes) -> bool:
+    # The escape may be a false alarm (an escaped backslash before "u0000"): that row is only
+    # cleaned for nothing.
+    return len(data) <= MAX_ROW and b"\\u0000" not in data
+
+
+def clean_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A FINISH batch row whose values are all storable."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in ("payload", "response"):
+            out[key] = capped_json(value)
+        elif isinstance(value, str):
+            out[key] = clean_text(value)
+        else:
+            out[key] = value
+    return out
+
+
+def dump_row(row: dict[str, Any]) -> bytes:
+    """One batch row as JSON, cleaned first only when it needs to be."""
+    try:
+        data = orjson.dumps(row, default=_default, option=_OPTIONS)
+        if _fits(data):
+            return data
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    return orjson.dumps(clean_row(row), default=_default, option=_OPTIONS)
+
+
+def dump_rows(rows: list[dict[str, Any]]) -> str:
+    """The batch parameter: a JSON array of storable rows."""
+    return (b"[" + b",".join(map(dump_row, rows)) + b"]").decode()
