@@ -68,7 +68,9 @@ def test_a_stop_records_what_finished_and_gives_back_the_rest(dd) -> None:
     leased = sql(dd, "SELECT count(*) FROM {s}.step_executions WHERE lease_token IS NOT NULL")
     assert leased == [(0,)], "released executions must be claimable at once"
     sent = {m.execution_id for m in outbox()}
-    scheduled = {str(r.id) for r in sql(dd, "SELECT id FROM {s}.step_executions WHERE state = 'scheduled'")}
+    scheduled = {
+        str(r.id) for r in sql(dd, "SELECT id FROM {s}.step_executions WHERE state = 'scheduled'")
+    }
     assert not sent & scheduled
 
 
@@ -93,5 +95,8 @@ def test_hung_python_hooks_do_not_starve_the_worker(env) -> None:
         RELEASE.set()
     summary = result["s"]
     assert summary.sent == 20 and summary.failed == 20, summary
-    errors = {r[0] for r in sql(dd, "SELECT error_message FROM {s}.step_executions WHERE state = 'failed'")}
+    errors = {
+        r[0]
+        for r in sql(dd, "SELECT error_message FROM {s}.step_executions WHERE state = 'failed'")
+    }
     assert all("took longer" in e for e in errors), errors
