@@ -4,6 +4,7 @@ from dripdrop.client import AsyncDripDrop, DripDrop
 from dripdrop.errors import (
     AlreadyEnrolled,
     ConfigurationError,
+    ConflictError,
     DripDropError,
     NotFound,
     PermanentError,
@@ -17,6 +18,7 @@ __all__ = [
     "AlreadyEnrolled",
     "AsyncDripDrop",
     "ConfigurationError",
+    "ConflictError",
     "DripDrop",
     "DripDropError",
     "NotFound",

@@ -11,15 +11,21 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import itertools
+import random
 import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from dripdrop.db.engine import make_async_engine, schema_options
 from dripdrop.db.migrate import upgrade
+from dripdrop.errors import ConflictError
 from dripdrop.operations import DEFINITION_CHANGES, OPERATIONS
 from dripdrop.records import RunSummary
 from dripdrop.runtime import Runtime
@@ -33,14 +39,72 @@ def _host_connection(connection: Any, schema: str) -> Connection:
     return connection.execution_options(**schema_options(schema))
 
 
-def _install_signal_handlers(stop: asyncio.Event) -> None:
-    """SIGTERM/SIGINT stop the loop gracefully (only possible in the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
+#: Retries of an operation run in DripDrop's own transaction that lost a deadlock or a
+#: serialization conflict (the whole transaction is run again).
+CONFLICT_RETRIES = 3
+
+
+def _conflict(exc: BaseException) -> psycopg.Error | None:
+    """The driver error when ``exc`` is a deadlock (40P01) or a serialization failure (40001).
+    Raw psycopg errors come unwrapped from the COPY of ``enroll_many``."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure):
+        return orig
+    return None
+
+
+def _conflict_error(
+    fn: Callable[..., Any], orig: psycopg.Error, retries: int | None
+) -> ConflictError:
+    """``retries`` is None in a host's transaction (which we must not retry)."""
+    what = "deadlock detected" if orig.sqlstate == "40P01" else "serialization failure"
+    if retries is None:
+        advice = "roll back the host transaction and run it again"
+    else:
+        advice = "it can be retried" + (f" (tried {retries + 1} times)" if retries else "")
+    return ConflictError(
+        f"{fn.__name__} conflicted with a concurrent transaction ({what}); {advice}"
+    )
+
+
+def _retryable(args: tuple[Any, ...], kw: dict[str, Any]) -> bool:
+    """An operation can run again unless it consumes a one-shot iterator (a generator of
+    ``enroll_many`` items is partly used up by the failed attempt)."""
+    return not any(isinstance(a, Iterator) for a in (*args, *kw.values()))
+
+
+def _backoff(attempt: int) -> float:
+    # Short and jittered, so the transactions that deadlocked do not meet again in step.
+    return 0.02 * 2**attempt * random.uniform(0.5, 1.5)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event, enabled: bool = True) -> Iterator[None]:
+    """SIGTERM/SIGINT set ``stop`` while the worker runs (only possible in the main thread).
+
+    The loop may be the host's (AsyncDripDrop), so the handlers found there — a loop handler or a
+    Python one such as asyncio.run's SIGINT handler — are put back afterwards."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
         return
     loop = asyncio.get_running_loop()
+    saved: dict[signal.Signals, tuple[Any, Any]] = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        previous = (signal.getsignal(sig), getattr(loop, "_signal_handlers", {}).get(sig))
+        try:
             loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            continue
+        saved[sig] = previous
+    try:
+        yield
+    finally:
+        for sig, (handler, loop_handle) in saved.items():
+            loop.remove_signal_handler(sig)
+            if loop_handle is not None:
+                loop.add_signal_handler(sig, loop_handle._callback, *loop_handle._args)
+            elif handler is not None:
+                signal.signal(sig, handler)
 
 
 class _Base:
@@ -98,13 +162,29 @@ class DripDrop(_Base):
     """The synchronous face of DripDrop. See API.md for every method."""
 
     def _call(self, fn: Callable[..., Any], *args: Any, connection: Any = None, **kw: Any) -> Any:
-        if connection is not None:
-            return fn(self._rt, _host_connection(connection, self.schema), *args, **kw)
-        with self._rt.engine.begin() as conn:
-            result = fn(self._rt, conn, *args, **kw)
-        if fn.__name__ in DEFINITION_CHANGES:
-            self._rt.defs.clear()
-        return result
+        if connection is not None:  # the host's transaction: never retried here
+            try:
+                return fn(self._rt, _host_connection(connection, self.schema), *args, **kw)
+            except Exception as exc:
+                if (orig := _conflict(exc)) is None:
+                    raise
+                raise _conflict_error(fn, orig, None) from exc
+        retries = CONFLICT_RETRIES if _retryable(args, kw) else 0
+        try:
+            for attempt in itertools.count():
+                try:
+                    with self._rt.engine.begin() as conn:
+                        return fn(self._rt, conn, *args, **kw)
+                except Exception as exc:
+                    if (orig := _conflict(exc)) is None:
+                        raise
+                    if attempt == retries:
+                        raise _conflict_error(fn, orig, retries) from exc
+                time.sleep(_backoff(attempt))
+        finally:
+            # Also after a failure: a rolled-back attempt may have cached what it wrote.
+            if fn.__name__ in DEFINITION_CHANGES:
+                self._rt.defs.clear()
 
     def setup(self) -> None:
         """Create the schema and apply migrations (idempotent; safe to call on every start)."""
@@ -146,35 +226,41 @@ class DripDrop(_Base):
         return self._run_async(go)
 
     def run_worker(
-        self, concurrency: int = 10, stop_event: threading.Event | None = None, **options: Any
+        self,
+        concurrency: int = 10,
+        stop_event: threading.Event | None = None,
+        *,
+        handle_signals: bool = True,
+        **options: Any,
     ) -> RunSummary:
         """Run the worker loop until ``stop_event`` is set (or SIGTERM/SIGINT in the main
-        thread); in-flight deliveries finish or are released before it returns."""
+        thread, unless ``handle_signals=False``); in-flight deliveries finish or are released
+        before it returns."""
         from dripdrop.worker.db import ThreadDb
         from dripdrop.worker.runner import work
         from dripdrop.worker.services import Services
 
         async def go() -> RunSummary:
             stop = asyncio.Event()
-            _install_signal_handlers(stop)
-            watcher = None
-            if stop_event is not None:
+            with _stop_on_signals(stop, handle_signals):
+                watcher = None
+                if stop_event is not None:
 
-                async def watch() -> None:
-                    while not stop_event.is_set():
-                        await asyncio.sleep(0.05)
-                    stop.set()
+                    async def watch() -> None:
+                        while not stop_event.is_set():
+                            await asyncio.sleep(0.05)
+                        stop.set()
 
-                watcher = asyncio.create_task(watch())
-            services = Services(self._rt, ThreadDb(self._rt))
-            try:
-                return await work(
-                    self._rt, services.db, services, stop, concurrency=concurrency, **options
-                )
-            finally:
-                if watcher:
-                    watcher.cancel()
-                await services.aclose()
+                    watcher = asyncio.create_task(watch())
+                services = Services(self._rt, ThreadDb(self._rt))
+                try:
+                    return await work(
+                        self._rt, services.db, services, stop, concurrency=concurrency, **options
+                    )
+                finally:
+                    if watcher:
+                        watcher.cancel()
+                    await services.aclose()
 
         return self._run_async(go)
 
@@ -237,20 +323,38 @@ class AsyncDripDrop(_Base):
                 self._rt, sync_conn.execution_options(**schema_options(self.schema)), *args, **kw
             )
 
-        if connection is not None:
-            return await connection.run_sync(
-                (lambda session: run(session.connection()))
-                if hasattr(connection, "get_bind")
-                else run
-            )
-        async with self._aengine.begin() as conn:
-            result = await conn.run_sync(run)
-        if fn.__name__ in DEFINITION_CHANGES:
-            self._rt.defs.clear()
-        return result
+        if connection is not None:  # the host's transaction: never retried here
+            try:
+                return await connection.run_sync(
+                    (lambda session: run(session.connection()))
+                    if hasattr(connection, "get_bind")
+                    else run
+                )
+            except Exception as exc:
+                if (orig := _conflict(exc)) is None:
+                    raise
+                raise _conflict_error(fn, orig, None) from exc
+        retries = CONFLICT_RETRIES if _retryable(args, kw) else 0
+        try:
+            for attempt in itertools.count():
+                try:
+                    async with self._aengine.begin() as conn:
+                        return await conn.run_sync(run)
+                except Exception as exc:
+                    if (orig := _conflict(exc)) is None:
+                        raise
+                    if attempt == retries:
+                        raise _conflict_error(fn, orig, retries) from exc
+                await asyncio.sleep(_backoff(attempt))
+        finally:
+            if fn.__name__ in DEFINITION_CHANGES:
+                self._rt.defs.clear()
 
-    async def run_due(self, *, batch_size: int = BATCH_SIZE, concurrency: int = 100) -> RunSummary:
-        """Process everything due at ``clock()`` (including work that becomes due meanwhile)."""
+    async def run_due(
+        self, *, batch_size: int = BATCH_SIZE, concurrency: int = 100, lanes: int = 2
+    ) -> RunSummary:
+        """Process everything due at ``clock()`` (including work that becomes due meanwhile).
+        ``lanes`` batches are in flight at once; ``concurrency`` caps deliveries in flight."""
         from dripdrop.worker.db import AsyncDb
         from dripdrop.worker.runner import drain
         from dripdrop.worker.services import Services
@@ -258,27 +362,41 @@ class AsyncDripDrop(_Base):
         services = Services(self._rt, AsyncDb(self._rt, self._aengine))
         try:
             return await drain(
-                self._rt, services.db, services, batch_size=batch_size, concurrency=concurrency
+                self._rt,
+                services.db,
+                services,
+                batch_size=batch_size,
+                concurrency=concurrency,
+                lanes=lanes,
             )
         finally:
             await services.aclose()
 
     async def run_worker(
-        self, concurrency: int = 10, stop_event: asyncio.Event | None = None, **options: Any
+        self,
+        concurrency: int = 10,
+        stop_event: asyncio.Event | None = None,
+        *,
+        handle_signals: bool = True,
+        **options: Any,
     ) -> RunSummary:
-        """Run the worker loop until ``stop_event`` is set."""
+        """Run the worker loop until ``stop_event`` is set, or SIGTERM/SIGINT arrives when awaited
+        in the main thread (a signal sets ``stop_event`` too). ``handle_signals=False`` leaves
+        signals to the host; otherwise the loop's previous handlers are restored on return."""
         from dripdrop.worker.db import AsyncDb
         from dripdrop.worker.runner import work
         from dripdrop.worker.services import Services
 
         stop = stop_event or asyncio.Event()
-        services = Services(self._rt, AsyncDb(self._rt, self._aengine))
-        try:
-            return await work(
-                self._rt, services.db, services, stop, concurrency=concurrency, **options
-            )
-        finally:
-            await services.aclose()
+        # Handlers stay until the connections are closed, so a second SIGTERM is not fatal.
+        with _stop_on_signals(stop, handle_signals):
+            services = Services(self._rt, AsyncDb(self._rt, self._aengine))
+            try:
+                return await work(
+                    self._rt, services.db, services, stop, concurrency=concurrency, **options
+                )
+            finally:
+                await services.aclose()
 
     def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]:
         """Receive ``local`` pub/sub deliveries in process (see DripDrop.subscribe)."""

@@ -4,6 +4,7 @@ DripDropError
 ├── ValidationError      bad definitions or input; ``.errors`` maps field → messages
 ├── NotFound             unknown key or id
 ├── AlreadyEnrolled      duplicate enrollment (see ``on_conflict``)
+├── ConflictError        a deadlock or serialization failure with a concurrent transaction
 ├── ConfigurationError   missing encryption key, missing optional extra, bad settings
 ├── CryptoError          a ciphertext that cannot be decrypted with the key ring
 ├── OutboundBlocked      the outbound guard refused a destination
@@ -49,6 +50,13 @@ class AlreadyEnrolled(DripDropError):
     def __init__(self, message: str, enrollment: Any = None):
         super().__init__(message)
         self.enrollment = enrollment
+
+
+class ConflictError(DripDropError):
+    """The operation conflicted with a concurrent transaction (PostgreSQL deadlock_detected or
+    serialization_failure) and was rolled back; it can be retried. The database error is
+    ``__cause__``. In its own transaction DripDrop has already retried; in a host's transaction
+    (``connection=``) the host's transaction is aborted and is the one to retry."""
 
 
 class ConfigurationError(DripDropError):

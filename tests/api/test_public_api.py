@@ -63,6 +63,7 @@ def test_exported_names():
         "AlreadyEnrolled",
         "AsyncDripDrop",
         "ConfigurationError",
+        "ConflictError",
         "DripDrop",
         "DripDropError",
         "NotFound",
@@ -81,6 +82,7 @@ def test_error_tree():
         "NotFound",
         "AlreadyEnrolled",
         "ConfigurationError",
+        "ConflictError",
         "TransientError",
         "PermanentError",
     ):
@@ -96,6 +98,15 @@ def test_both_faces_have_every_method_with_docstrings():
         if name != "subscribe":
             assert inspect.iscoroutinefunction(asyn), f"AsyncDripDrop.{name} is not async"
             assert not inspect.iscoroutinefunction(sync), f"DripDrop.{name} is async"
+
+
+def test_run_methods_take_the_same_arguments_on_both_faces():
+    for name in ("run_due", "run_worker"):
+        sync = inspect.signature(getattr(DripDrop, name)).parameters
+        asyn = inspect.signature(getattr(AsyncDripDrop, name)).parameters
+        assert [(p.name, p.kind, p.default) for p in sync.values()] == [
+            (p.name, p.kind, p.default) for p in asyn.values()
+        ], name
 
 
 def test_repr_and_schema_are_read_only(dd):

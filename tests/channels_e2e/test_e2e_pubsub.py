@@ -70,6 +70,52 @@ def test_postgres_inbox_and_notify(env, dd, make_sequence, database_url: str) ->
     assert body == {"id": str(note.id), "topic": "user:1", "event": "welcome", "payload": RENDERED}
 
 
+def test_postgres_redelivery_of_an_execution_stores_and_notifies_once(
+    env, dd, make_sequence, database_url: str
+) -> None:
+    import asyncio
+
+    from dripdrop.channels import AdapterInfo, Message
+    from dripdrop.channels.providers.pubsub import PostgresPubSub
+    from dripdrop.worker.db import ThreadDb
+    from dripdrop.worker.services import Services
+
+    _pubsub_adapter(dd, "postgres")
+    make_sequence([STEP])
+    channel = topic_channel(dd.schema, "user:1")
+    with psycopg.connect(_psycopg_url(database_url), autocommit=True) as listener:
+        listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        enrollment = dd.enroll("s", {"type": "User", "id": 1}, data=DATA)
+        dd.run_due()
+        (ex,) = dd.list_executions(enrollment.id)
+        # The same execution delivered again, as after its worker died before recording the
+        # outcome (or its lease ran out): same execution id, the worker's publish path.
+        message = Message(
+            channel="pubsub",
+            recipient="user:1",
+            fields={"topic": "user:1", "event": "welcome", "payload": RENDERED},
+            execution_id=str(ex.id),
+            idempotency_key=str(ex.id),
+            metadata={"enrollment_id": str(enrollment.id)},
+        )
+        adapter = AdapterInfo(id=None, name="postgres", channel="pubsub", provider="postgres")
+
+        async def deliver_again():
+            services = Services(dd.runtime, ThreadDb(dd.runtime))
+            try:
+                return await PostgresPubSub().send(message, adapter, services.delivery_context)
+            finally:
+                await services.aclose()
+
+        again = asyncio.run(deliver_again())
+        received = list(listener.notifies(timeout=1.0))
+
+    (note,) = dd.list_notifications("user:1")
+    assert note.execution_id == ex.id
+    assert again.provider_message_id == str(note.id)  # the first delivery's notification
+    assert [json.loads(n.payload)["id"] for n in received] == [str(note.id)]
+
+
 def test_local_subscribers_receive_the_delivery(dd, make_sequence) -> None:
     _pubsub_adapter(dd, "local")
     make_sequence([STEP])

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
 from dripdrop import DripDrop
 from dripdrop.db.engine import make_engine
@@ -248,3 +249,57 @@ def test_concurrent_upgrades_of_a_fresh_schema_both_succeed(
             e.dispose()
     assert failures == []
     assert versions == [HEAD]
+
+
+def test_notifications_migration_applies_over_existing_duplicates(
+    database_url: str, spare_schema: str
+) -> None:
+    # Before 0004 a redelivered execution could leave several notifications: the oldest stays
+    # (read if any copy was), the others go, and rows of no execution are left alone.
+    engine = make_engine(database_url, spare_schema)
+    s = f'"{spare_schema}"'
+    twice, thrice = uuid.uuid4(), uuid.uuid4()
+    rows = [
+        (twice, "2026-01-01 00:00:02+00", None),
+        (twice, "2026-01-01 00:00:01+00", None),  # the oldest of `twice`
+        (thrice, "2026-01-01 00:00:01+00", None),  # the oldest of `thrice`
+        (thrice, "2026-01-01 00:00:03+00", "2026-01-02 00:00:00+00"),
+        (thrice, "2026-01-01 00:00:02+00", "2026-01-03 00:00:00+00"),
+        (None, "2026-01-01 00:00:00+00", None),
+        (None, "2026-01-01 00:00:00+00", None),
+    ]
+    try:
+        upgrade(engine, spare_schema, "0003")
+        with engine.begin() as conn:
+            for n, (execution, at, read) in enumerate(rows):
+                conn.execute(
+                    text(
+                        f"INSERT INTO {s}.notifications (topic, event, execution_id, "
+                        "inserted_at, read_at) VALUES ('t', :event, :x, :at, :read)"
+                    ),
+                    {"event": str(n), "x": execution, "at": at, "read": read},
+                )
+        upgrade(engine, spare_schema)
+        with engine.connect() as conn:
+            version = conn.execute(text(f"SELECT version_num FROM {s}.alembic_version")).scalar()
+            left = conn.execute(
+                text(
+                    f"SELECT event, execution_id, read_at IS NOT NULL AS read "
+                    f"FROM {s}.notifications ORDER BY event"
+                )
+            ).all()
+            conn.rollback()
+            with pytest.raises(IntegrityError), conn.begin():
+                conn.execute(
+                    text(f"INSERT INTO {s}.notifications (topic, execution_id) VALUES ('t', :x)"),
+                    {"x": twice},
+                )
+    finally:
+        engine.dispose()
+    assert version == HEAD
+    assert [tuple(r) for r in left] == [
+        ("1", twice, False),
+        ("2", thrice, True),
+        ("5", None, False),
+        ("6", None, False),
+    ]

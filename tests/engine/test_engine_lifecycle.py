@@ -240,3 +240,47 @@ async def test_async_face_runs_a_worker_until_stopped(env, database_url):
     await add.close()
     assert summary.sent == 30
     assert len({m.execution_id for m in outbox()}) == 30
+
+
+async def test_async_face_enroll_many_copies_and_skips_existing(env, database_url):
+    # The async driver connection's COPY is driven from inside run_sync (it raised TypeError).
+    from dripdrop import AsyncDripDrop
+
+    add = AsyncDripDrop(
+        database_url,
+        schema=env.schema,
+        clock=env.clock,
+        encryption_key="MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    )
+    try:
+        await add.create_channel_adapter(name="mem", channel="email", provider="memory")
+        seq = await add.create_sequence(name="Bulk", key="bulk")
+        v = await add.create_sequence_version(seq.id, active=True)
+        step = await add.create_step(
+            v.id, name="hello", channel="email", config={"subject": "s", "body": "b"}
+        )
+
+        def items(ids):
+            return (
+                {"subscriber": {"type": "User", "id": i}, "data": {"email": f"u{i}@x.io"}}
+                for i in ids
+            )
+
+        assert await add.enroll_many("bulk", items(range(1, 151)), batch_size=50) == 150
+        # The second call's first batch overlaps in part (126..150): that batch alone is redone,
+        # skipping the subscribers already enrolled; the later batches are plain COPYs.
+        assert await add.enroll_many("bulk", items(range(126, 301)), batch_size=50) == 150
+        active = await add.list_active_enrollments("bulk")
+        assert sorted(int(e.subscriber_id) for e in active) == list(range(1, 301))
+        some = next(e for e in active if e.subscriber_id == "42")
+        assert some.data == {"email": "u42@x.io"}
+        [first] = await add.list_executions(some.id)
+        assert (first.step_id, first.state, first.scheduled_for) == (
+            step.id,
+            "scheduled",
+            env.clock(),
+        )
+        assert (await add.run_due(batch_size=50, lanes=3)).sent == 300
+        assert len({m.recipient for m in outbox()}) == 300
+    finally:
+        await add.close()

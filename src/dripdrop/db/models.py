@@ -269,7 +269,16 @@ class Notification(_Stamped, Base):
     enrollment_id: Mapped[uuid.UUID | None] = _fk("enrollments.id", "SET NULL", True)
     execution_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     read_at: Mapped[datetime | None] = _ts()
-    __table_args__ = (Index("ix_notifications_topic", "topic", "inserted_at"),)
+    __table_args__ = (
+        Index("ix_notifications_topic", "topic", "inserted_at"),
+        # One per execution: a redelivery of the same execution adds no second notification.
+        Index(
+            "uq_notifications_execution",
+            "execution_id",
+            unique=True,
+            postgresql_where=text("execution_id IS NOT NULL"),
+        ),
+    )
 
 
 TABLES = Base.metadata.tables

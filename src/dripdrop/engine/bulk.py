@@ -9,12 +9,18 @@ already enrolled are left untouched.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
 import psycopg
 from sqlalchemy import Connection, text
+
+try:
+    from sqlalchemy.util import await_
+except ImportError:  # SQLAlchemy 2.0 names it await_only
+    from sqlalchemy.util import await_only as await_
 
 from dripdrop.definitions.sequences import get_sequence_row
 from dripdrop.engine.enrollments import active_version_id, subscriber_key
@@ -78,11 +84,38 @@ def _items(items: Iterable[Any]) -> Iterator[tuple[str, str, str, str]]:
         yield stype, sid, data_json, meta_json
 
 
+@contextmanager
+def copy_in(raw: Any, statement: str) -> Iterator[Callable[[str], Any]]:
+    """``COPY ... FROM STDIN`` on the driver connection; yields its ``write``.
+
+    Under AsyncDripDrop the operation runs inside ``AsyncConnection.run_sync``, where the driver
+    connection is a psycopg AsyncConnection: its cursor and copy are driven with ``await_`` from
+    that greenlet. The sync connection is used as is (the benchmarked path)."""
+    if not isinstance(raw, psycopg.AsyncConnection):
+        with raw.cursor() as cur, cur.copy(statement) as copy:
+            yield copy.write
+        return
+    cur = raw.cursor()
+    try:
+        manager = cur.copy(statement)
+        acopy = await_(manager.__aenter__())
+        try:
+            yield lambda data: await_(acopy.write(data))
+        except BaseException as exc:
+            # Ends the COPY with the error (psycopg sends CopyFail), as ``async with`` would.
+            if not await_(manager.__aexit__(type(exc), exc, exc.__traceback__)):
+                raise
+        else:
+            await_(manager.__aexit__(None, None, None))
+    finally:
+        await_(cur.close())
+
+
 def _copy(raw: Any, table: str, columns: str, lines: list[str], chunk: int = 2000) -> None:
     # Written in chunks so the server indexes rows while the rest is still being sent.
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+    with copy_in(raw, f"COPY {table} ({columns}) FROM STDIN") as write:
         for start in range(0, len(lines), chunk):
-            copy.write("".join(lines[start : start + chunk]))
+            write("".join(lines[start : start + chunk]))
 
 
 def enroll_many(
@@ -122,8 +155,7 @@ def enroll_many(
         try:
             with (
                 conn.begin_nested(),
-                raw.cursor() as cur,
-                cur.copy(f"COPY {s}.enrollments ({ENROLLMENT_COLUMNS}) FROM STDIN") as copy,
+                copy_in(raw, f"COPY {s}.enrollments ({ENROLLMENT_COLUMNS}) FROM STDIN") as write,
             ):
                 while len(ids) < batch_size:
                     chunk = list(itertools.islice(source, min(1000, batch_size - len(ids))))
@@ -135,7 +167,7 @@ def enroll_many(
                         f"{m.translate(_ESCAPE)}\t{tenant}\n"
                         for i, (st, sid, d, m) in zip(chunk_ids, chunk, strict=True)
                     ]
-                    copy.write("".join(chunk_lines))
+                    write("".join(chunk_lines))
                     ids += chunk_ids
                     lines += chunk_lines
             created = ids

@@ -6,7 +6,8 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from dripdrop.db import models as m
 from dripdrop.ids import new_id
@@ -23,22 +24,33 @@ def topic_channel(schema: str, topic: str) -> str:
 def store_notification(
     rt: Any, conn: Connection, topic: str, event: str | None, payload: Any, message: Any
 ) -> Notification:
-    """Add a notification to the inbox and NOTIFY listeners of its topic (on commit)."""
+    """Add a notification to the inbox and NOTIFY listeners of its topic (on commit).
+
+    Once per execution: delivering the same execution again (its worker died before recording
+    the outcome, or its lease ran out) returns the stored notification and notifies no one."""
     enrollment_id = message.metadata.get("enrollment_id")
+    execution_id = uuid.UUID(message.execution_id)
     row = conn.execute(
-        insert(N)
+        pg_insert(N)
         .values(
             id=new_id(),
             topic=topic,
             event=event,
             payload=payload,
             enrollment_id=uuid.UUID(enrollment_id) if enrollment_id else None,
-            execution_id=uuid.UUID(message.execution_id),
+            execution_id=execution_id,
             inserted_at=rt.now(),
             updated_at=rt.now(),
         )
+        .on_conflict_do_nothing(
+            index_elements=[N.c.execution_id], index_where=N.c.execution_id.is_not(None)
+        )
         .returning(N)
-    ).one()
+    ).one_or_none()
+    if row is None:  # a redelivery: its listeners were told the first time
+        return from_row(
+            Notification, conn.execute(select(N).where(N.c.execution_id == execution_id)).one()
+        )
     body = json.dumps(
         {"id": str(row.id), "topic": topic, "event": event, "payload": payload}, default=str
     )
