@@ -13,7 +13,17 @@ from sqlalchemy import text
 from worker_support import enroll_n, one_step_sequence, sql
 
 from dripdrop.worker.batch import claim_params
-from dripdrop.worker.queries import CLAIM, FINISH, NEXT_DUE, NEXT_WAKE, q, raw_sql
+from dripdrop.worker.queries import (
+    CLAIM,
+    FENCE,
+    FINISH,
+    NEXT_DUE,
+    NEXT_WAKE,
+    RELEASE,
+    RENEW,
+    q,
+    raw_sql,
+)
 
 FINISHED = 1_000_000
 DUE = 20
@@ -100,6 +110,16 @@ def test_queue_queries_walk_the_partial_indexes_over_a_million_finished_rows(dd)
     _assert_uses(_plan(dd, CLAIM, **claim), "ix_step_executions_due")
     _assert_uses(_plan(dd, NEXT_DUE), "ix_step_executions_due")
     _assert_uses(_plan(dd, NEXT_WAKE), "ix_step_executions_due")
+    # The fence, the heartbeat and the release look rows up by id: through the primary key or,
+    # when the planner finds it smaller, the due index — never the history.
+    ids = ",".join(str(uuid.uuid4()) for _ in range(100))
+    by_id = {"ids": ids, "token": uuid.uuid4(), "lease": 30.0}
+    for query in (FENCE, RENEW, RELEASE):
+        plan = _plan(dd, query, **by_id)
+        try:
+            _assert_uses(plan, "pk_step_executions")
+        except AssertionError:
+            _assert_uses(plan, "ix_step_executions_due")
 
     # And the claim takes exactly the due rows, fast: neither history, nor future work, nor rows
     # under a live lease.

@@ -25,8 +25,6 @@ from dripdrop.engine.planning import plan_step
 from dripdrop.engine.process import Job, Outcome
 from dripdrop.ids import new_id_text
 from dripdrop.worker.queries import (
-    CLAIM,
-    CLAIM_ENROLLMENT,
     EVENT_COUNTS,
     EVENTS_OF,
     FENCE,
@@ -34,6 +32,7 @@ from dripdrop.worker.queries import (
     LOCK_ENROLLMENTS,
     RELEASE,
     RENEW,
+    claim_sql,
     next_due,
     next_wake,
     q,
@@ -120,22 +119,21 @@ def claim_params(
     lease_seconds: float,
     enrollment_id: uuid.UUID | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The claim query (CLAIM, or CLAIM_ENROLLMENT for one enrollment) and its parameters.
+    """The claim query (for one enrollment when ``enrollment_id`` is given) and its parameters.
 
     The batch size is written into the statement rather than bound: a worker claims the same
     size every time, and with it known PostgreSQL's cached (generic) plan of the prepared
     statement is as good as a freshly planned one, so the claim is not planned on every call.
     """
     params = {"now": now, "token": token, "worker": rt.worker_id, "lease": lease_seconds}
-    sql = CLAIM if enrollment_id is None else CLAIM_ENROLLMENT
     if enrollment_id is not None:
         params["enrollment_id"] = enrollment_id
-    return _with_limit(sql, int(limit)), params
+    return _claim_sql(int(limit), enrollment_id is not None), params
 
 
 @lru_cache(maxsize=64)
-def _with_limit(sql: str, limit: int) -> str:
-    return sql.replace("LIMIT :limit", f"LIMIT {limit}")
+def _claim_sql(limit: int, one_enrollment: bool) -> str:
+    return claim_sql(limit, one_enrollment)
 
 
 def jobs_from_rows(

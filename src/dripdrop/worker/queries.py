@@ -23,16 +23,16 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-CLAIM = """
+_CLAIM = """
 WITH due AS (
-    SELECT id FROM {s}.step_executions
-    WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now
+    SELECT id FROM {{s}}.step_executions
+    WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now{only_enrollment}
       AND (locked_until IS NULL OR locked_until < clock_timestamp())
     ORDER BY scheduled_for
-    LIMIT :limit
+    LIMIT {limit}
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    UPDATE {s}.step_executions AS x
+    UPDATE {{s}}.step_executions AS x
     SET lease_token = :token, locked_by = :worker,
         locked_until = clock_timestamp() + make_interval(secs => :lease), updated_at = :now
     FROM due
@@ -44,15 +44,21 @@ SELECT c.*, c.id::text AS id_text, e.id::text AS enrollment_id_text,
        e.sequence_id, e.sequence_version_id, e.subscriber_type, e.subscriber_id,
        e.state AS enrollment_state, e.current_step_id, e.started_at, e.completed_at,
        e.cancelled_at, e.data, e.metadata, e.tenant_key AS enrollment_tenant_key
-FROM claimed AS c JOIN {s}.enrollments AS e ON e.id = c.enrollment_id
+FROM claimed AS c JOIN {{s}}.enrollments AS e ON e.id = c.enrollment_id
 """
 
-# The same claim restricted to one enrollment (simulations, which must never touch real work).
-CLAIM_ENROLLMENT = CLAIM.replace(
-    "WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now\n",
-    "WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now "
-    "AND enrollment_id = :enrollment_id\n",
-)
+
+def claim_sql(limit: int | None = None, one_enrollment: bool = False) -> str:
+    """The claim. ``limit`` writes the batch size into the statement (None binds ``:limit``);
+    ``one_enrollment`` restricts it to ``:enrollment_id`` (simulations, which must never touch
+    real work)."""
+    return _CLAIM.format(
+        limit=":limit" if limit is None else int(limit),
+        only_enrollment=" AND enrollment_id = :enrollment_id" if one_enrollment else "",
+    )
+
+
+CLAIM = claim_sql()
 
 RELEASE = """
 UPDATE {s}.step_executions
@@ -92,7 +98,7 @@ FROM (
 # or an event can no longer slip in between the read and the write. Skipping instead of waiting
 # means the worker never waits on a host's transaction and is never part of a deadlock.
 LOCK_ENROLLMENTS = """
-SELECT id::text FROM {s}.enrollments
+SELECT id::text AS id_text FROM {s}.enrollments
 WHERE id = ANY(CAST(string_to_array(:ids, ',') AS uuid[]))
 ORDER BY id
 FOR NO KEY UPDATE SKIP LOCKED
