@@ -5,7 +5,7 @@ the worker.
 
 from __future__ import annotations
 
-# Rows per claim. A batch's fixed costs (two statements, a commit, per-statement reference
+# Rows per claim. A batch's fixed costs (three statements, a commit, per-statement reference
 # checks, a thread hand-off) are paid once per claim: measured in bench/dispatch.py, 500 drains
 # about a fifth faster than 100, and 1000 no faster than 500.
 BATCH_SIZE = 500
