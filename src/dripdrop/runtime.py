@@ -26,6 +26,9 @@ from dripdrop.net.policy import OutboundPolicy
 
 log = logging.getLogger("dripdrop")
 
+# The worker's own connection pool: its lanes, heartbeat, fence and publishing share it.
+WORKER_POOL_SIZE, WORKER_MAX_OVERFLOW = 4, 8
+
 
 @dataclass
 class LocalBus:
@@ -150,8 +153,8 @@ class Runtime:
                 self.database_url,
                 self.schema,
                 pool_pre_ping=False,
-                pool_size=4,
-                max_overflow=8,
+                pool_size=WORKER_POOL_SIZE,
+                max_overflow=WORKER_MAX_OVERFLOW,
                 connect_args=self.worker_connect_args(),
             )
             mark_async_commit(self._worker_engine)

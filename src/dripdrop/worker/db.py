@@ -28,10 +28,12 @@ class ThreadDb:
     threads (a hung hook) can never keep it from recording outcomes."""
 
     def __init__(self, rt: Any) -> None:
+        from dripdrop.runtime import WORKER_MAX_OVERFLOW, WORKER_POOL_SIZE
+
         self.rt = rt
-        engine = rt.worker_engine
-        size = engine.pool.size() + max(0, engine.pool._max_overflow)
-        self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="dripdrop-db")
+        self._threads = ThreadPoolExecutor(
+            max_workers=WORKER_POOL_SIZE + WORKER_MAX_OVERFLOW, thread_name_prefix="dripdrop-db"
+        )
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         with self.rt.worker_engine.begin() as conn:
