@@ -303,3 +303,56 @@ def test_notifications_migration_applies_over_existing_duplicates(
         ("5", None, False),
         ("6", None, False),
     ]
+
+
+def _step_references(conn: Connection, schema: str) -> tuple[set[str], set[str]]:
+    """(foreign keys to steps, triggers) of the schema."""
+    fks = conn.execute(
+        text(
+            "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = :s AND c.contype = 'f' AND conname LIKE '%_steps'"
+        ),
+        {"s": schema},
+    ).scalars()
+    triggers = conn.execute(
+        text(
+            "SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :s AND NOT t.tgisinternal"
+        ),
+        {"s": schema},
+    ).scalars()
+    return set(fks) - {"fk_conditions_step_id_steps"}, set(triggers)
+
+
+def test_step_references_go_from_triggers_back_to_foreign_keys_and_back(
+    database_url: str, spare_schema: str
+) -> None:
+    from alembic import command
+
+    from dripdrop.db.migrate import alembic_config
+
+    engine = make_engine(database_url, spare_schema)
+    keys = {"fk_step_executions_step_id_steps", "fk_enrollments_current_step_id_steps"}
+    try:
+        upgrade(engine, spare_schema, "0004")
+        with engine.connect() as conn:
+            assert _step_references(conn, spare_schema) == (set(), _TRIGGERS)
+        upgrade(engine, spare_schema)
+        with engine.connect() as conn:
+            assert _step_references(conn, spare_schema) == (keys, set())
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn, spare_schema), "0004")
+        with engine.connect() as conn:
+            assert _step_references(conn, spare_schema) == (set(), _TRIGGERS)
+    finally:
+        engine.dispose()
+
+
+_TRIGGERS = {
+    "steps_cascade_delete",
+    "step_executions_steps_insert",
+    "step_executions_steps_update",
+    "enrollments_steps_insert",
+    "enrollments_steps_update",
+}

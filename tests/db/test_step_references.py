@@ -1,7 +1,7 @@
-"""References to steps (``step_executions.step_id``, ``enrollments.current_step_id``) are checked
-by statement-level triggers (migration 0002) with a foreign key's guarantees: a missing step is
-a foreign-key violation, deleting a step cascades, and a step being referenced by an open
-transaction cannot be deleted under it."""
+"""References to steps (``step_executions.step_id``, ``enrollments.current_step_id``) are foreign
+keys (migration 0005; 0002 had emulated them with triggers): a missing step is a foreign-key
+violation, deleting a step cascades, and a step being referenced by an open transaction cannot
+be deleted under it."""
 
 from __future__ import annotations
 

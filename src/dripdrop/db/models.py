@@ -192,8 +192,7 @@ class Enrollment(_Stamped, Base):
     subscriber_type: Mapped[str] = mapped_column(Text, nullable=False)
     subscriber_id: Mapped[str] = mapped_column(Text, nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
-    # References steps (ON DELETE SET NULL) through statement-level triggers: migration 0002.
-    current_step_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    current_step_id: Mapped[uuid.UUID | None] = _fk("steps.id", "SET NULL", True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     completed_at: Mapped[datetime | None] = _ts()
     cancelled_at: Mapped[datetime | None] = _ts()
@@ -215,8 +214,7 @@ class StepExecution(_Stamped, Base):
     __tablename__ = "step_executions"
     id: Mapped[uuid.UUID] = _id()
     enrollment_id: Mapped[uuid.UUID] = _fk("enrollments.id")
-    # References steps (ON DELETE CASCADE) through statement-level triggers: migration 0002.
-    step_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    step_id: Mapped[uuid.UUID] = _fk("steps.id")
     state: Mapped[str] = mapped_column(String(16), nullable=False, server_default="scheduled")
     scheduled_for: Mapped[datetime | None] = _ts()
     executed_at: Mapped[datetime | None] = _ts()
@@ -244,6 +242,7 @@ class StepExecution(_Stamped, Base):
             postgresql_where=text("state = 'scheduled' AND NOT held"),
         ),
         Index("ix_step_executions_enrollment", "enrollment_id", "scheduled_for"),
+        Index("ix_step_executions_step", "step_id"),
         # Room on each page so lease stamps are in-place (HOT) updates.
         {"postgresql_with": {"fillfactor": 80}},
     )
