@@ -13,27 +13,16 @@ from typing import Any
 from sqlalchemy import text
 
 from dripdrop.channels import DeliveryResult, Fields, ProviderSpec, register
-from dripdrop.channels.providers.dev import DEFAULT_OUTBOX, SentMessage
+from dripdrop.channels.providers.dev import MemoryProvider
 from dripdrop.errors import PermanentError
 
 #: Released by the tests to let blocking hooks return.
 RELEASE = threading.Event()
 
 
-def _keep(message: Any, adapter: Any, provider: str) -> None:
-    DEFAULT_OUTBOX.append(
-        SentMessage(
-            channel=message.channel,
-            recipient=message.recipient,
-            payload=message.fields,
-            execution_id=message.execution_id,
-            idempotency_key=message.idempotency_key,
-            adapter=adapter.name,
-            provider=provider,
-            metadata=message.metadata,
-            sent_at=None,
-        )
-    )
+async def _keep(message: Any, adapter: Any, ctx: Any) -> None:
+    """Deliver to the outbox, as the memory provider does."""
+    await MemoryProvider().send(message, adapter, ctx)
 
 
 class PoisonProvider:
@@ -45,7 +34,7 @@ class PoisonProvider:
         kind = message.fields.get("subject", "")
         if kind == "fail":
             raise PermanentError("rejected \x00 \udc80")
-        _keep(message, adapter, "poison")
+        await _keep(message, adapter, ctx)
         answers = {
             "nul": {"text": "a\x00b", "k\x00": 1},
             "surrogate": {"text": "\udc80 lone"},
@@ -76,7 +65,7 @@ class SlowNetProvider:
         delays = adapter.config.get("delays") or {}
         delay = delays.get(message.fields.get("subject", ""), adapter.config.get("delay", 0.0))
         await asyncio.sleep(float(delay))
-        _keep(message, adapter, "slownet")
+        await _keep(message, adapter, ctx)
         return DeliveryResult(status="sent")
 
 

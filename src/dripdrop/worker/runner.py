@@ -45,6 +45,8 @@ LEASE_SECONDS = 30.0
 FLUSH_INTERVAL = 0.1
 # After the grace period of a stop, how long lanes get to record what finished.
 SHUTDOWN_RECORD_SECONDS = 10.0
+# A lane that failed (an error other than a lost connection) is started again this much later.
+LANE_RESTART_DELAY = 1.0
 
 
 def _summary(counts: Counter[str]) -> RunSummary:
@@ -400,10 +402,14 @@ async def work(
             if wakeups == seen or stop.is_set():
                 return lane.done
 
+    failed_at = -LANE_RESTART_DELAY  # when a lane last failed (monotonic)
+
     def lane_ended(task: asyncio.Task[int]) -> None:
+        nonlocal failed_at
         lanes.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("worker lane failed: %r", task.exception())
+            failed_at = time.monotonic()
 
     def start_lanes() -> None:
         running = {slot for slot, _ in lanes.values()}
@@ -440,6 +446,8 @@ async def work(
                         timeout = await db.run(idle_timeout, poll_interval)
                     except Exception as exc:  # database down: wait and retry, never exit
                         log.error("polling failed: %s", exc)
+                    # A lane that just failed would fail again at once: not in a tight loop.
+                    timeout = max(timeout, failed_at + LANE_RESTART_DELAY - time.monotonic())
                 if wake.is_set():
                     continue
                 waker = asyncio.ensure_future(wake.wait())
