@@ -226,6 +226,7 @@ def test_redis_provider_does_not_keep_a_connection_per_event_loop(redis_client) 
 
     from dripdrop.channels import AdapterInfo, DeliveryContext, Message
     from dripdrop.channels.providers.pubsub import RedisPubSub
+    from dripdrop.net import OutboundPolicy, create_http_client
 
     name = f"dripdrop-e2e-{uuid.uuid4().hex[:8]}"
     adapter = AdapterInfo(
@@ -242,10 +243,15 @@ def test_redis_provider_does_not_keep_a_connection_per_event_loop(redis_client) 
         execution_id="x",
         idempotency_key="k",
     )
-    results = [
-        asyncio.run(RedisPubSub().send(message, adapter, DeliveryContext())).status
-        for _ in range(10)
-    ]
+    async def publish_once() -> str:
+        # The local Redis is a loopback destination: allowed as the test DripDrop allows it.
+        http = create_http_client(OutboundPolicy(allow_private_network=True))
+        try:
+            return (await RedisPubSub().send(message, adapter, DeliveryContext(http=http))).status
+        finally:
+            await http.aclose()
+
+    results = [asyncio.run(publish_once()) for _ in range(10)]
     assert results == ["published"] * 10
     gc.collect()
     deadline = time.monotonic() + 3.0

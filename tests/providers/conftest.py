@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 
 from dripdrop.channels import DeliveryContext
@@ -38,3 +46,89 @@ def closed_base() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def local_ctx() -> AsyncIterator[DeliveryContext]:
+    """The worker's context with 127.0.0.1 allow-listed: for providers that make no HTTP request
+    through ``ctx.http`` but follow its policy (apprise, redis)."""
+    async with create_http_client(OutboundPolicy(allowlist=("127.0.0.1/32",), timeout=5.0)) as c:
+        yield DeliveryContext(http=c)
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every (address, port) a socket connects to; anything but loopback is refused (safety)."""
+    seen: list[tuple[str, int]] = []
+    real = socket.socket.connect
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        if not isinstance(address, tuple):  # a unix socket path
+            seen.append((str(address), 0))
+            raise OSError(f"test safety net: refused connect to {address!r}")
+        seen.append((str(address[0]), int(address[1])))
+        if not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
+            raise OSError(f"test safety net: refused connect to {address!r}")
+        real(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return seen
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[list[str]]]], list[str]]:
+    """``install({name: [answer, answer…]})``: each lookup of a name takes the next answer (the
+    last one repeats), so a second lookup could rebind. Returns the names looked up."""
+    real = socket.getaddrinfo
+
+    def install(answers: dict[str, list[list[str]]]) -> list[str]:
+        lookups: list[str] = []
+
+        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            name = host.decode() if isinstance(host, bytes) else str(host)
+            if name not in answers:
+                return real(host, port, *args, **kwargs)
+            lookups.append(name)
+            pending = answers[name]
+            answer = pending.pop(0) if len(pending) > 1 else pending[0]
+            return [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (ip, port or 0, 0, 0))
+                if ":" in ip
+                else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port or 0))
+                for ip in answer
+            ]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        return lookups
+
+    return install
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate for the name ``redis.test`` only (cert.pem, key.pem): it
+    verifies only when TLS checks the hostname, not the IP the socket connected to."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "redis.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("redis.test")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return folder

@@ -35,22 +35,24 @@ def _message() -> Message:
     return Message("apprise", None, {"title": "Signup", "body": "Ann joined"}, "e", "k")
 
 
-async def test_apprise_delivers_to_a_json_url(httpserver: HTTPServer, ctx):
+# The JSON endpoint is on 127.0.0.1: these run with loopback allow-listed (local_ctx); the
+# guard itself is tested in test_providers_outbound_paths.py.
+async def test_apprise_delivers_to_a_json_url(httpserver: HTTPServer, local_ctx):
     httpserver.expect_request("/notify", method="POST").respond_with_data("ok")
     host = urlsplit(httpserver.url_for("/")).netloc
     result = await get_provider("apprise", "apprise").send(
-        _message(), _apprise(f"json://{host}/notify"), ctx
+        _message(), _apprise(f"json://{host}/notify"), local_ctx
     )
     assert result.status == "sent"
     sent = httpserver.log[0][0].json
     assert (sent["title"], sent["message"]) == ("Signup", "Ann joined")
 
 
-async def test_apprise_failure_is_transient_and_hides_the_url(httpserver: HTTPServer, ctx):
+async def test_apprise_failure_is_transient_and_hides_the_url(httpserver: HTTPServer, local_ctx):
     httpserver.expect_request("/notify").respond_with_data("down", status=500)
     url = f"json://user:s3cretpass@{urlsplit(httpserver.url_for('/')).netloc}/notify"
     with pytest.raises(TransientError) as info:
-        await get_provider("apprise", "apprise").send(_message(), _apprise(url), ctx)
+        await get_provider("apprise", "apprise").send(_message(), _apprise(url), local_ctx)
     assert "s3cretpass" not in str(info.value)
 
 

@@ -84,8 +84,8 @@ def _authenticator(recorder: Recorder) -> Callable[..., AuthResult]:
 
 
 @pytest.fixture(scope="session")
-def tls_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
-    """A server context with a fresh self-signed certificate for 127.0.0.1."""
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a fresh self-signed certificate for 127.0.0.1 (cert.pem, key.pem)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
@@ -112,9 +112,22 @@ def tls_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
             serialization.NoEncryption(),
         )
     )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tls_context(tls_files: Path) -> ssl.SSLContext:
+    """A server context with the self-signed certificate of ``tls_files``."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    ctx.load_cert_chain(tls_files / "cert.pem", tls_files / "key.pem")
     return ctx
+
+
+@pytest.fixture
+def trusted_tls(tls_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust the test certificate the way an operator trusts a private relay's CA: through the
+    default trust store (OpenSSL reads SSL_CERT_FILE), since verification cannot be turned off."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files / "cert.pem"))
 
 
 @pytest.fixture
@@ -147,3 +160,51 @@ def smtp_server() -> Iterator[Callable[..., tuple[Recorder, int]]]:
     yield start
     for controller in started:
         controller.stop()
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every (address, port) a socket connects to; anything but loopback is refused (safety)."""
+    seen: list[tuple[str, int]] = []
+    real = socket.socket.connect
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        if not isinstance(address, tuple):  # a unix socket path
+            seen.append((str(address), 0))
+            raise OSError(f"test safety net: refused connect to {address!r}")
+        seen.append((str(address[0]), int(address[1])))
+        if not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
+            raise OSError(f"test safety net: refused connect to {address!r}")
+        real(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return seen
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[list[str]]]], list[str]]:
+    """``install({name: [answer, answer…]})``: each lookup of a name takes the next answer (the
+    last one repeats), so a second lookup could rebind. Returns the names looked up."""
+    real = socket.getaddrinfo
+
+    def install(answers: dict[str, list[list[str]]]) -> list[str]:
+        lookups: list[str] = []
+
+        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            name = host.decode() if isinstance(host, bytes) else str(host)
+            if name not in answers:
+                return real(host, port, *args, **kwargs)
+            lookups.append(name)
+            pending = answers[name]
+            answer = pending.pop(0) if len(pending) > 1 else pending[0]
+            return [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (ip, port or 0, 0, 0))
+                if ":" in ip
+                else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port or 0))
+                for ip in answer
+            ]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        return lookups
+
+    return install

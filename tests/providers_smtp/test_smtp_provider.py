@@ -1,4 +1,8 @@
-"""The smtp provider against a real aiosmtpd server on 127.0.0.1."""
+"""The smtp provider against a real aiosmtpd server on 127.0.0.1.
+
+The relay is local, so deliveries run with ``allow_private_network=True`` (the guard refuses
+loopback otherwise: see test_smtp_guard.py).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,11 @@ import pytest
 from dripdrop.channels import get_provider, validate_adapter
 from dripdrop.channels.base import AdapterInfo, DeliveryContext, Message
 from dripdrop.errors import PermanentError, TransientError, ValidationError
+from dripdrop.net import OutboundPolicy, create_http_client
 
-# The plain-AUTH tests deliberately run aiosmtpd with AUTH allowed before TLS.
+LOCAL = OutboundPolicy(allow_private_network=True)
+
+# Some tests run aiosmtpd with AUTH allowed before TLS, to show the client never uses it.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
 
@@ -38,8 +45,12 @@ def _message(key: str = "exec-42", **fields: Any) -> Message:
     return Message("email", "ann@example.org", base | fields, "exec-42", key)
 
 
-async def _send(message: Message, adapter: AdapterInfo) -> Any:
-    return await get_provider("email", "smtp").send(message, adapter, DeliveryContext())
+async def _send(message: Message, adapter: AdapterInfo, policy: OutboundPolicy = LOCAL) -> Any:
+    # The worker's context: its guarded client carries the instance's outbound policy.
+    async with create_http_client(policy) as client:
+        return await get_provider("email", "smtp").send(
+            message, adapter, DeliveryContext(http=client)
+        )
 
 
 async def test_message_arrives_with_headers_and_alternatives(smtp_server) -> None:
@@ -95,28 +106,21 @@ async def test_same_idempotency_key_gives_same_message_id(smtp_server) -> None:
     assert ids == ["<k-7@example.com>", "<k-7@example.com>", "<k-8@example.com>"]
 
 
-async def test_auth_plain_connection(smtp_server) -> None:
-    recorder, port = smtp_server(auth=True)
-    creds = {"username": "mailer", "password": "s3cret"}
-    await _send(_message(), _adapter(port, creds))
-    assert recorder.logins == [("mailer", "s3cret")]
-    assert len(recorder.messages) == 1
-
-
-async def test_auth_failure_is_permanent(smtp_server) -> None:
-    recorder, port = smtp_server(auth=True)
+async def test_auth_failure_is_permanent(smtp_server, tls_context, trusted_tls) -> None:
+    recorder, port = smtp_server(auth=True, starttls=tls_context, auth_require_tls=True)
+    creds = {"username": "mailer", "password": "wrong"}
     with pytest.raises(PermanentError) as info:
-        await _send(_message(), _adapter(port, {"username": "mailer", "password": "wrong"}))
+        await _send(_message(), _adapter(port, creds, security="starttls"))
     assert info.value.response["code"] == 535
     assert "535" in str(info.value)
     assert recorder.messages == []
 
 
-async def test_starttls_with_auth(smtp_server, tls_context) -> None:
+async def test_starttls_with_auth(smtp_server, tls_context, trusted_tls) -> None:
     # aiosmtpd's default: AUTH only after TLS.
     recorder, port = smtp_server(auth=True, starttls=tls_context, auth_require_tls=True)
     creds = {"username": "mailer", "password": "s3cret"}
-    await _send(_message(), _adapter(port, creds, security="starttls", validate_certs=False))
+    await _send(_message(), _adapter(port, creds, security="starttls"))
     assert recorder.logins == [("mailer", "s3cret")]
     assert len(recorder.messages) == 1
 
@@ -128,9 +132,9 @@ async def test_starttls_verifies_certificates_by_default(smtp_server, tls_contex
     assert recorder.messages == []
 
 
-async def test_implicit_tls(smtp_server, tls_context) -> None:
+async def test_implicit_tls(smtp_server, tls_context, trusted_tls) -> None:
     recorder, port = smtp_server(implicit_tls=tls_context)
-    await _send(_message(), _adapter(port, security="ssl", validate_certs=False))
+    await _send(_message(), _adapter(port, security="ssl"))
     assert len(recorder.messages) == 1
 
 

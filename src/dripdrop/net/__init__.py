@@ -1,6 +1,6 @@
-"""Outbound HTTP for DripDrop: one guarded client, one entry point.
+"""Outbound connections for DripDrop: one guard, one policy, one entry point per protocol.
 
-Every outbound request — HTTP hooks, webhook steps, external templates, HTTP providers'
+Every outbound HTTP request — HTTP hooks, webhook steps, external templates, HTTP providers'
 ``base_url``, chat webhooks — goes through::
 
     client = create_http_client(policy)          # once, shared and closed with aclose()
@@ -21,8 +21,13 @@ What the guard does (the SSRF defence):
 * Redirects are followed by :func:`guarded_request`, re-vetting each hop, at most
   ``policy.max_redirects`` times; bodies are capped at ``policy.max_response_bytes`` while
   streaming; the whole call is bounded by ``policy.timeout``.
-* ``allow_private_network`` lifts the private-range refusals (not cloud metadata);
-  ``allowlist`` names hosts or CIDRs that always pass.
+* ``allow_private_network`` lifts the private-range refusals (not cloud metadata, in any IPv6
+  encoding of it); ``allowlist`` names hosts or CIDRs that always pass.
+
+The non-HTTP paths follow the same policy (:func:`policy_of` reads it off ``ctx.http``):
+SMTP relays and Redis servers are reached through :func:`connect_guarded` (resolve once, vet
+every address, connect to the vetted IP, TLS still verified against the hostname); Apprise URLs
+are vetted host by host before Apprise is called.
 
 Failures: :class:`~dripdrop.errors.OutboundBlocked` for refusals, ``httpx2`` errors for network
 problems and timeouts, :class:`~dripdrop.errors.PermanentError` for the caps;
@@ -30,11 +35,12 @@ problems and timeouts, :class:`~dripdrop.errors.PermanentError` for the caps;
 PermanentError for the retry logic.
 """
 
-from dripdrop.net.addresses import check_address, parse_host
+from dripdrop.net.addresses import check_address, check_metadata, metadata_target, parse_host
 from dripdrop.net.classify import classify_http_error, parse_retry_after, response_summary
 from dripdrop.net.client import GuardedClient, create_http_client, guarded_request
 from dripdrop.net.guard import resolve_and_check
 from dripdrop.net.policy import OutboundPolicy
+from dripdrop.net.sockets import connect_guarded, policy_of, tls_server_name
 from dripdrop.net.transport import GuardedBackend, GuardedTransport
 
 __all__ = [
@@ -43,11 +49,16 @@ __all__ = [
     "GuardedTransport",
     "OutboundPolicy",
     "check_address",
+    "check_metadata",
     "classify_http_error",
+    "connect_guarded",
     "create_http_client",
     "guarded_request",
+    "metadata_target",
     "parse_host",
     "parse_retry_after",
+    "policy_of",
     "resolve_and_check",
     "response_summary",
+    "tls_server_name",
 ]

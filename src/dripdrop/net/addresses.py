@@ -13,11 +13,16 @@ Ranges added explicitly on top of the ``ipaddress`` properties:
 * IPv4 embedded in IPv6: IPv4-mapped ::ffff:0:0/96, IPv4-translated ::ffff:0:0:0/96,
   IPv4-compatible ::/96, NAT64 64:ff9b::/96, 6to4 2002::/16 and Teredo 2001::/32 — the
   embedded IPv4 is checked with the IPv4 rules; 64:ff9b:1::/48 (local-use NAT64) is refused.
+
+Cloud metadata is a separate check (:func:`metadata_target`), not a reason string: it looks at
+the address itself and at every IPv4 address embedded in it (the forms above, Teredo, and each
+RFC 6052 position inside local-use NAT64), so ``allow_private_network`` never lifts it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from typing import NoReturn
 from urllib.parse import unquote
 
 from dripdrop.errors import OutboundBlocked
@@ -74,6 +79,7 @@ _IPV6_BLOCKED: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
 _IPV4_COMPATIBLE = _net("::/96")
 _IPV4_TRANSLATED = _net("::ffff:0:0:0/96")
 _NAT64 = _net("64:ff9b::/96")
+_LOCAL_NAT64 = _net("64:ff9b:1::/48")
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
@@ -90,6 +96,38 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, st
     if ip.sixtofour is not None:
         return ip.sixtofour, "6to4"
     return None
+
+
+def _rfc6052_candidates(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses a local-use NAT64 address may carry, one per RFC 6052 prefix length.
+
+    64:ff9b:1::/48 is carved by the operator with any prefix from /48 to /96; the IPv4 bits sit
+    at a different position for each (skipping the reserved bits 64-71), so try them all.
+    """
+    b = ip.packed
+    layouts = (b[6:8] + b[9:11], b[7:8] + b[9:12], b[9:13], b[12:16])  # /48, /56, /64, /96
+    return [ipaddress.IPv4Address(part) for part in layouts]
+
+
+def metadata_target(ip: IPAddress) -> IPAddress | None:
+    """The cloud-metadata address ``ip`` reaches, directly or through an embedded IPv4, or None.
+
+    Deliberately independent of :func:`_reason` so that no refusal reason (and no policy switch
+    lifting one) can hide a metadata address behind an IPv6 encoding.
+    """
+    if ip in _METADATA_ADDRESSES:
+        return ip
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    inner: list[ipaddress.IPv4Address] = []
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None:
+        inner.append(embedded[0])
+    if ip.teredo is not None:
+        inner.extend(ip.teredo)
+    if ip in _LOCAL_NAT64:
+        inner.extend(_rfc6052_candidates(ip))
+    return next((a for a in inner if a in _METADATA_ADDRESSES), None)
 
 
 def _reason(ip: IPAddress) -> str | None:
@@ -148,17 +186,43 @@ def check_address(
     """Raise :class:`OutboundBlocked` when the policy forbids connecting to ``ip``.
 
     ``host`` is only used to name the original hostname in the error message. Allowlisted
-    addresses always pass; ``allow_private_network`` lets everything but cloud metadata pass.
+    addresses always pass; ``allow_private_network`` lets everything but cloud metadata pass
+    (in any encoding: see :func:`metadata_target`).
     """
     policy = policy or OutboundPolicy()
     address = _as_address(ip)
     if policy.address_allowed(address):
         return
+    target = metadata_target(address)
+    if target is not None:
+        _refuse(address, host, _metadata_reason(address, target))
     reason = _reason(address)
-    if reason is None:
+    if reason is None or policy.allow_private_network:
         return
-    if policy.allow_private_network and reason != METADATA:
-        return
+    _refuse(address, host, reason)
+
+
+def check_metadata(
+    ip: str | IPAddress, policy: OutboundPolicy | None = None, *, host: str | None = None
+) -> None:
+    """Raise :class:`OutboundBlocked` when ``ip`` reaches cloud metadata and is not allowlisted.
+
+    The part of :func:`check_address` that even an allowlisted hostname cannot skip.
+    """
+    policy = policy or OutboundPolicy()
+    address = _as_address(ip)
+    target = metadata_target(address)
+    if target is not None and not policy.address_allowed(address):
+        _refuse(address, host, _metadata_reason(address, target))
+
+
+def _metadata_reason(address: IPAddress, target: IPAddress) -> str:
+    # Message only: the refusal itself was decided by metadata_target.
+    reason = _reason(address) or ""
+    return reason if reason.startswith(METADATA) else f"{METADATA} ({target})"
+
+
+def _refuse(address: IPAddress, host: str | None, reason: str) -> NoReturn:
     where = f"{host!r} ({address})" if host and host != str(address) else str(address)
     raise OutboundBlocked(f"outbound request to {where} refused: {reason}")
 

@@ -6,7 +6,7 @@ import asyncio
 import socket
 
 from dripdrop.errors import OutboundBlocked
-from dripdrop.net.addresses import check_address, parse_host
+from dripdrop.net.addresses import check_address, check_metadata, parse_host
 from dripdrop.net.policy import OutboundPolicy
 
 
@@ -16,7 +16,8 @@ async def resolve_and_check(host: str, port: int, policy: OutboundPolicy) -> lis
     Numeric hosts (including disguises such as ``0x7f.1`` or ``[::1]``) are checked without a
     lookup. Hostnames are resolved with ``getaddrinfo`` exactly once; the caller must connect
     to the returned addresses only, never resolve the name again (DNS rebinding). An
-    allowlisted hostname skips the refusal but is still pinned to what it resolved to.
+    allowlisted hostname skips the private-range refusals (not the cloud-metadata one) and is
+    still pinned to what it resolved to.
 
     Raises :class:`OutboundBlocked` for a refused destination and ``OSError``
     (``socket.gaierror``) when the name does not resolve.
@@ -40,7 +41,11 @@ async def resolve_and_check(host: str, port: int, policy: OutboundPolicy) -> lis
             addresses.append(address)
     if not addresses:
         raise OutboundBlocked(f"outbound request to {name!r} refused: it resolved to no IP address")
-    if not policy.host_allowed(name):
-        for address in addresses:
+    allowed_name = policy.host_allowed(name)
+    for address in addresses:
+        if allowed_name:
+            # An allowlisted name may be private, but never a way into cloud metadata.
+            check_metadata(address, policy, host=name)
+        else:
             check_address(address, policy, host=name)
     return addresses

@@ -1,4 +1,4 @@
-"""The outbound policy: which destinations the guarded HTTP client may reach."""
+"""The outbound policy: which destinations DripDrop may reach (HTTP, SMTP, Redis, Apprise)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class OutboundPolicy:
-    """Limits applied to every outbound HTTP request.
+    """Limits applied to every outbound connection (the caps and timeout to HTTP requests).
 
     ``allow_private_network`` lifts the private/loopback/link-local refusals (for development
-    and on-premise installs) but never the cloud-metadata one. ``allowlist`` entries are
-    hostnames (``"hooks.internal"``, or ``"*.internal"`` for any subdomain) or IP
-    addresses/CIDRs (``"127.0.0.1/32"``, ``"10.0.0.0/8"``) that are always allowed, metadata
-    addresses included when listed explicitly.
+    and on-premise installs) but never the cloud-metadata one, whatever its encoding.
+    ``allowlist`` entries are hostnames (``"hooks.internal"``, or ``"*.internal"`` for any
+    subdomain) or IP addresses/CIDRs (``"127.0.0.1/32"``, ``"10.0.0.0/8"``) that are always
+    allowed; a metadata address passes only when an address/CIDR entry covers it, never
+    through an allowlisted hostname.
     """
 
     allow_private_network: bool = False
@@ -36,6 +37,9 @@ class OutboundPolicy:
         if isinstance(self.allowlist, str):
             # A bare string would be iterated character by character.
             object.__setattr__(self, "allowlist", (self.allowlist,))
+        else:
+            # A tuple keeps the policy hashable (clients are cached per policy).
+            object.__setattr__(self, "allowlist", tuple(self.allowlist))
         networks: list[IPNetwork] = []
         hosts: set[str] = set()
         suffixes: list[str] = []

@@ -2,6 +2,13 @@
 
 Uses :mod:`aiosmtplib`. SMTP reply codes decide the outcome: 4xx and network failures are
 transient, 5xx are permanent. The Message-ID (stable per idempotency key) is the provider id.
+
+Like HTTP, the relay is reached through the outbound guard: ``host`` is resolved once, every
+address is checked against the instance's policy (:class:`~dripdrop.errors.OutboundBlocked`
+when refused) and the socket connects to the vetted IP. TLS certificates are always verified
+(``validate_certs=False`` is refused, as ``verify=False`` is for HTTP; trust a private relay's
+CA in the system store instead), and AUTH is never sent over ``security="none"``, not even to
+loopback: a relay needing credentials needs ``starttls`` or ``ssl``.
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ from email.utils import getaddresses, parseaddr
 from typing import Any, Literal
 
 import aiosmtplib
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
 
 from dripdrop.channels.base import (
     AdapterInfo,
@@ -23,7 +31,9 @@ from dripdrop.channels.base import (
 )
 from dripdrop.channels.emailfmt import build_mime
 from dripdrop.channels.registry import register
-from dripdrop.errors import DeliveryError, PermanentError, TransientError
+from dripdrop.engine.recipients import single_email_address
+from dripdrop.errors import DeliveryError, OutboundBlocked, PermanentError, TransientError
+from dripdrop.net import connect_guarded, policy_of, tls_server_name
 
 _DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
@@ -42,10 +52,31 @@ class SmtpConfig(Fields):
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
     timeout: float = Field(default=30, gt=0)
-    # Only for test servers and private relays with self-signed certificates.
+    # Kept so stored adapters still validate; only True is accepted (see the module docstring).
     validate_certs: bool = True
     local_hostname: str | None = None
     unsubscribe_url: str | None = None
+
+    @field_validator("validate_certs")
+    @classmethod
+    def _verified(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError(
+                "TLS certificate verification cannot be turned off; trust the relay's CA instead"
+            )
+        return value
+
+
+def adapter_errors(creds: SmtpCredentials, config: SmtpConfig) -> dict[str, list[str]]:
+    """Problems only visible with credentials and config together (the field is the key)."""
+    if config.security == "none" and (creds.username or creds.password):
+        return {
+            "config.security": [
+                "must be 'starttls' or 'ssl' when credentials are set: "
+                "'none' would send the password in clear text"
+            ]
+        }
+    return {}
 
 
 def _addresses(*values: Any) -> list[str]:
@@ -106,32 +137,57 @@ class SmtpProvider:
         self, message: Message, adapter: AdapterInfo, ctx: DeliveryContext
     ) -> DeliveryResult:
         """Build the MIME message and hand it to the relay."""
-        config = SmtpConfig.model_validate(adapter.config)
-        creds = SmtpCredentials.model_validate(adapter.credentials)
-        mime = build_mime(message, adapter)
-        fields = message.fields
-        sender = parseaddr(str(mime["From"]))[1]
-        recipients = _addresses(mime["To"], mime["Cc"], fields.get("bcc"))
-        if not sender or not recipients:
-            raise PermanentError("no valid sender or recipient address")
-        client = aiosmtplib.SMTP(
-            hostname=config.host,
-            port=config.port or _DEFAULT_PORTS[config.security],
-            username=creds.username or None,
-            password=creds.password if creds.username else None,
-            local_hostname=config.local_hostname,
-            timeout=config.timeout,
-            use_tls=config.security == "ssl",
-            start_tls=config.security == "starttls",
-            validate_certs=config.validate_certs,
-        )
         try:
+            config = SmtpConfig.model_validate(adapter.config)
+            creds = SmtpCredentials.model_validate(adapter.credentials)
+        except PydanticValidationError as exc:  # stored before these rules, or built by hand
+            # Locations and messages only: the input may be a password.
+            text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise PermanentError(f"smtp adapter is invalid: {text}") from None
+        problems = adapter_errors(creds, config)
+        if problems:
+            field, [text] = next(iter(problems.items()))
+            raise PermanentError(f"smtp adapter {field} {text}")
+        fields = message.fields
+        # The To address is checked before anything is built: one address, no smuggled list.
+        to = single_email_address(message.recipient or fields.get("to"), "to")
+        mime = build_mime(message, adapter)
+        sender = parseaddr(str(mime["From"]))[1]
+        recipients = [to, *_addresses(mime["Cc"], fields.get("bcc"))]
+        if not sender:
+            raise PermanentError("no valid sender address")
+        try:
+            # Resolved and vetted once; aiosmtplib gets the socket, never the name to look up.
+            sock = await connect_guarded(
+                config.host,
+                config.port or _DEFAULT_PORTS[config.security],
+                policy_of(ctx.http),
+                timeout=config.timeout,
+            )
+        except OutboundBlocked:
+            raise
+        except Exception as exc:
+            raise _classify(exc) from exc
+        try:
+            client = aiosmtplib.SMTP(
+                hostname=tls_server_name(config.host),  # SNI and certificate name only
+                sock=sock,
+                username=creds.username or None,
+                password=creds.password if creds.username else None,
+                local_hostname=config.local_hostname,
+                timeout=config.timeout,
+                use_tls=config.security == "ssl",
+                start_tls=config.security == "starttls",
+                validate_certs=True,
+            )
             async with client:
                 refused, reply = await client.send_message(
                     mime, sender=sender, recipients=recipients
                 )
         except Exception as exc:
             raise _classify(exc) from exc
+        finally:
+            sock.close()  # a no-op once the transport closed it; frees it if connect failed
         # aiosmtplib only returns after a 250 to DATA; recipients refused among several are listed.
         response: dict[str, Any] = _reply(250, reply)
         if refused:
