@@ -55,3 +55,16 @@ def test_a_runtime_template_error_names_the_field() -> None:
         flat.render(CONTEXT)
     with pytest.raises(PermanentError, match=r"config\.subject"):
         render_config({"subject": "{{ n | divided_by: 0 }}"}, CONTEXT)
+
+
+@pytest.mark.parametrize(
+    "value", ["Ada", "", None, True, False, 3, 2.5, {"a": 1}, [1, 2], "<b>&</b>"]
+)
+@pytest.mark.parametrize("source", ["Hi {{ name }}!", "{{name}}", "Hi {{ name }} and {{ name }}"])
+def test_plain_output_fast_paths_match_the_full_liquid_render(source: str, value: Any) -> None:
+    # A tag makes the same template go through python-liquid itself.
+    full = render_config({"s": "{% if true %}" + source + "{% endif %}"}, {"name": value})
+    fast = compile_flat({"s": source}, "liquid")
+    assert fast is not None
+    assert fast.render({"name": value}) == full
+    assert fast.render({}) == render_config({"s": "{% if true %}" + source + "{% endif %}"}, {})

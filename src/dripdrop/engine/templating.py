@@ -11,7 +11,7 @@ from typing import Any
 from dripdrop.engine.context import HookValues
 from dripdrop.engine.defs import StepDef
 from dripdrop.errors import PermanentError
-from dripdrop.templates import referenced_names, render_config
+from dripdrop.templates import SliceExpired, referenced_names, render_config
 
 # Engine settings that are not message fields (kept out of what providers receive).
 ENGINE_KEYS = frozenset(
@@ -23,6 +23,12 @@ ENGINE_KEYS = frozenset(
         "channel_adapter_id",
     }
 )
+
+# How long a render may hold the event loop. Renders are bounded (1 s, see
+# dripdrop.templates.limits); one still running after this slice is abandoned and done again on a
+# thread, within the same time limit, so a heavy template never stalls the worker's other jobs.
+# Rendering is pure (hook values are fetched before), so starting over gives the same result.
+INLINE_SLICE = 0.02
 
 # The channel field an external template's plain-text answer fills.
 MAIN_FIELD = {
@@ -85,8 +91,11 @@ async def render_fields(
         context = {**base, **hooks.values} if hooks.values else base
         flat = step.flat_config
         if flat is not None:
-            return flat.render(context)
-        return render_config(step.message_config, context, engine, channel=step.channel)
+            try:
+                return flat.render(context, slice_after=INLINE_SLICE)
+            except SliceExpired as slow:
+                return await asyncio.to_thread(flat.render, context, started=slow.started)
+        return await _render_config(step.message_config, context, engine, step.channel)
     config = {k: v for k, v in step.config.items() if k not in ENGINE_KEYS}
     if step.template_type == "module":
         return {**config, **await _module_fields(step, hooks)}
@@ -98,4 +107,18 @@ async def render_fields(
             config[MAIN_FIELD.get(step.channel, "body")] = fetched
     await hooks.fill(referenced_names(config, engine) - base.keys())
     context = {**base, **hooks.values} if hooks.values else base
-    return render_config(config, context, engine, channel=step.channel)
+    return await _render_config(config, context, engine, step.channel)
+
+
+async def _render_config(
+    config: Any, context: dict[str, Any], engine: str, channel: str
+) -> dict[str, Any]:
+    """render_config on the event loop for up to INLINE_SLICE, then on a thread."""
+    rendered: dict[str, Any]
+    try:
+        rendered = render_config(config, context, engine, channel=channel, slice_after=INLINE_SLICE)
+    except SliceExpired as slow:
+        rendered = await asyncio.to_thread(
+            render_config, config, context, engine, channel=channel, started=slow.started
+        )
+    return rendered

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dripdrop.templates.base import CompiledTemplate, TemplateEngine, TemplateSyntaxError
 from dripdrop.templates.engines import DEFAULT_ENGINE, ENGINES, compile_template
+from dripdrop.templates.limits import SliceExpired, TemplateLimitError
 from dripdrop.templates.mjml import compile_mjml, is_mjml
 from dripdrop.templates.render import (
     SKIP_KEYS,
@@ -21,7 +22,9 @@ __all__ = [
     "ENGINES",
     "SKIP_KEYS",
     "CompiledTemplate",
+    "SliceExpired",
     "TemplateEngine",
+    "TemplateLimitError",
     "TemplateSyntaxError",
     "compile_mjml",
     "compile_template",

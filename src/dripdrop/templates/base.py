@@ -27,12 +27,15 @@ class CompiledTemplate:
 
     ``render`` takes a Mapping (read lazily, key by key) and returns text; ``names`` are the
     top-level variables the template reads (a superset is fine: it only costs extra lookups).
+    ``simple`` templates only print values (no loops, filters or tags): their cost is the length
+    of what they print, so no time or iteration budget is set up for them (the hot path).
     """
 
     engine: str
     source: str
     render: Callable[[Mapping[str, Any]], str]
     names: frozenset[str]
+    simple: bool = False
 
 
 class TemplateEngine(Protocol):

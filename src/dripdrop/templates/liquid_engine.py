@@ -3,20 +3,49 @@
 Lax about data: an undefined variable renders as an empty string (Liquid's default ``Undefined``).
 Strict about syntax: bad tags and unknown filters are reported when the template is compiled, so
 they surface when a step is created rather than when a message is sent. No autoescaping.
+
+Bounded (see limits.py): python-liquid's own loop-iteration and local-namespace limits, plus a
+budget charged when a loop starts and checked on every iteration; output (and each capture) stops
+at the output limit as it is written; range literals longer than MAX_ITERATIONS and
+``replace``/``join``/``times`` results that would blow up are refused before they are built.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from liquid import BoundTemplate, Environment, RenderContext, Undefined
-from liquid.exceptions import LiquidError
+from liquid.builtin.expressions.primitive import RangeLiteral
+from liquid.exceptions import (
+    ContextDepthError,
+    LiquidError,
+    LocalNamespaceLimitError,
+    LoopIterationLimitError,
+)
+from liquid.expression import Expression
 from liquid.utils import ReadOnlyChainMap
 
+from dripdrop.templates import limits
 from dripdrop.templates.base import CompiledTemplate, TemplateSyntaxError, line_of
+from dripdrop.templates.limits import (
+    MAX_INT_BITS,
+    MAX_ITERATIONS,
+    MAX_LOCALS_BYTES,
+    MAX_OUTPUT,
+    Budget,
+    TemplateLimitError,
+)
+
+
+class _Environment(Environment):
+    # python-liquid's own limits: nested loops (the product of their lengths) and the total
+    # size of assigned and captured values.
+    loop_iteration_limit = MAX_ITERATIONS
+    local_namespace_limit = MAX_LOCALS_BYTES
 
 
 class LiquidEngine:
@@ -25,7 +54,11 @@ class LiquidEngine:
     name = "liquid"
 
     def __init__(self) -> None:
-        self._env = Environment(undefined=Undefined, autoescape=False)
+        self._env = _Environment(undefined=Undefined, autoescape=False)
+        filters = self._env.filters
+        filters["replace"] = _guarded(filters["replace"], _check_replace)
+        filters["join"] = _guarded(filters["join"], _check_join)
+        filters["times"] = _guarded(filters["times"], None)
 
     def compile(self, source: str) -> CompiledTemplate:
         """Parse ``source``; raise TemplateSyntaxError for bad syntax or an unknown filter."""
@@ -36,11 +69,14 @@ class LiquidEngine:
             line = line_of(source, token.start_index) if token is not None else None
             raise TemplateSyntaxError(str(exc.args[0]) if exc.args else str(exc), line) from exc
         self._check_filters(source, template)
+        _bound_ranges(template)
+        parts = _simple_parts(source)
         return CompiledTemplate(
             engine=self.name,
             source=source,
-            render=_renderer(template, source),
+            render=_renderer(template, parts),
             names=frozenset(template.global_variables()),
+            simple=parts is not None,
         )
 
     def _check_filters(self, source: str, template: BoundTemplate) -> None:
@@ -65,21 +101,24 @@ _OUTPUT = re.compile(r"\{\{ *([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*) *\}\}")
 _FALLBACK = object()
 
 
-def _simple_parts(source: str) -> list[Any] | None:
-    parts: list[Any] = []
+# (text before, variable name, attribute path) per output, then the text after the last one.
+_Parts = tuple[tuple[tuple[str, str, tuple[str, ...]], ...], str]
+
+
+def _simple_parts(source: str) -> _Parts | None:
+    segments = []
     pos = 0
     for match in _OUTPUT.finditer(source):
         text = source[pos : match.start()]
         if "{{" in text or "{%" in text:
             return None
-        parts.append(text)
-        parts.append(tuple(match.group(1).split(".")))
+        name, *attrs = match.group(1).split(".")
+        segments.append((text, name, tuple(attrs)))
         pos = match.end()
     tail = source[pos:]
     if "{{" in tail or "{%" in tail:
         return None
-    parts.append(tail)
-    return parts
+    return tuple(segments), tail
 
 
 def _plain(value: Any) -> Any:
@@ -94,41 +133,185 @@ def _plain(value: Any) -> Any:
     return _FALLBACK
 
 
-def _fast(parts: list[Any], context: Mapping[str, Any]) -> Any:
+def _fast(parts: _Parts, context: Mapping[str, Any]) -> Any:
+    segments, tail = parts
     out = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append(part)
-            continue
-        value: Any = context.get(part[0]) if part[0] in context else None
-        for attr in part[1:]:
+    append = out.append
+    for text, name, attrs in segments:
+        append(text)
+        value: Any = context.get(name)
+        for attr in attrs:
             if isinstance(value, dict):
                 value = value.get(attr)
             elif value is None or isinstance(value, str | int | float):
                 value = None  # Liquid: a missing attribute is undefined (renders empty)
             else:
                 return _FALLBACK
-        text = _plain(value)
-        if text is _FALLBACK:
-            return _FALLBACK
-        out.append(text)
+        if type(value) is not str:
+            value = _plain(value)
+            if value is _FALLBACK:
+                return _FALLBACK
+        append(value)
+    append(tail)
     return "".join(out)
 
 
-def _renderer(template: BoundTemplate, source: str) -> Any:
-    parts = _simple_parts(source)
-
-    def render(context: Mapping[str, Any]) -> str:
-        if parts is not None:
-            text = _fast(parts, context)
-            if text is not _FALLBACK:
-                return text  # type: ignore[no-any-return]
+def _renderer(template: BoundTemplate, parts: _Parts | None) -> Any:
+    @limits.bounded
+    def full(context: Mapping[str, Any]) -> str:
         # BoundTemplate.render(**ctx) would copy the mapping (calling every lazy value); a
         # RenderContext over the mapping itself only reads the names the template uses.
         scope = _Globals(context, template.matter, template.globals)
-        ctx = RenderContext(template, globals=scope)
-        buffer = io.StringIO()
-        template.render_with_context(ctx, buffer)
+        ctx = _Context(template, globals=scope)
+        buffer = _Output()
+        try:
+            template.render_with_context(ctx, buffer)
+        except LoopIterationLimitError:
+            raise _iterations_exceeded() from None
+        except LocalNamespaceLimitError:
+            raise TemplateLimitError(
+                f"variable size limit exceeded: assigned values over {MAX_LOCALS_BYTES} bytes"
+            ) from None
+        except ContextDepthError:
+            raise TemplateLimitError("nesting limit exceeded: context too deep") from None
         return buffer.getvalue()
 
+    if parts is None:
+        return full
+    segments, tail = parts
+    if len(segments) == 1 and not segments[0][2]:
+        head, name, _attrs = segments[0]
+
+        def render_one(context: Mapping[str, Any]) -> str:
+            # The most common subject line, ``Hi {{ name }}!``: one lookup, one string built.
+            value = context.get(name)
+            if type(value) is not str:
+                value = _plain(value)
+                if value is _FALLBACK:
+                    return full(context)
+            return f"{head}{value}{tail}"
+
+        return render_one
+
+    def render(context: Mapping[str, Any]) -> str:
+        # Plain outputs only: no loops or filters, so no budget to set up (the hot path).
+        text = _fast(parts, context)
+        if text is not _FALLBACK:
+            return text  # type: ignore[no-any-return]
+        return full(context)
+
     return render
+
+
+def _budget() -> Budget:
+    return limits.budget_or_refuse()  # always set: Liquid renders only under limits.bounded
+
+
+def _iterations_exceeded() -> TemplateLimitError:
+    return TemplateLimitError(
+        f"loop iteration limit exceeded: more than {MAX_ITERATIONS} iterations"
+    )
+
+
+class _Output(io.StringIO):
+    """The render's output (and each capture's): stops as soon as it is too long. (The time is
+    checked per loop iteration, not per write: writes are the hottest path.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._room = MAX_OUTPUT
+
+    def write(self, text: str) -> int:
+        self._room -= len(text)
+        if self._room < 0:
+            raise limits.output_exceeded()
+        return _write(self, text)
+
+
+_write = io.StringIO.write
+
+
+class _Context(RenderContext):
+    """A RenderContext that charges loops to the budget (nested copies keep this class)."""
+
+    def loop(self, namespace: Mapping[str, object], forloop: Any) -> Any:
+        budget = _budget()
+        # Counted when the loop starts (python-liquid knows its length), so a loop that could
+        # never finish fails at once; the time is then checked on every iteration.
+        budget.iterate(forloop.length)
+        if hasattr(forloop, "it"):
+            forloop.it = _timed(forloop.it, budget)
+        return super().loop(namespace, forloop)
+
+    def get_buffer(self, buf: Any = None) -> io.StringIO:
+        return _Output()
+
+
+def _timed(items: Iterator[Any], budget: Budget) -> Iterator[Any]:
+    tick = budget.tick
+    for item in items:
+        tick()
+        yield item
+
+
+class _BoundedRange(RangeLiteral):
+    """``(a..b)`` with at most MAX_ITERATIONS items: ``reversed``, ``join`` or ``sort`` would
+    materialise it before any loop limit is looked at."""
+
+    __slots__ = ()
+
+    def _make_range(self, start: Any, stop: Any) -> range:
+        items = super()._make_range(start, stop)
+        if items.stop - items.start > MAX_ITERATIONS:
+            raise TemplateLimitError(
+                f"range limit exceeded: ({start}..{stop}) has more than {MAX_ITERATIONS} items"
+            )
+        return items
+
+
+def _bound_ranges(template: BoundTemplate) -> None:
+    # Every range literal the parser made becomes a _BoundedRange (same layout, so only the
+    # class changes); python-liquid has no hook to choose the class while parsing.
+    static = RenderContext(template)
+
+    def expression(expr: Expression) -> None:
+        if type(expr) is RangeLiteral:
+            expr.__class__ = _BoundedRange
+        for child in expr.children():
+            expression(child)
+
+    def node(item: Any) -> None:
+        for expr in item.expressions():
+            expression(expr)
+        for child in item.children(static, include_partials=False):
+            node(child)
+
+    for item in template.nodes:
+        node(item)
+
+
+def _check_replace(value: Any, old: Any, new: Any = "", *_args: Any, **_kwargs: Any) -> None:
+    limits.check_replace(str(value), str(old), str(new))
+
+
+def _check_join(items: Any, separator: Any = " ", *_args: Any, **_kwargs: Any) -> None:
+    limits.check_join(str(separator), items)
+
+
+def _guarded(func: Callable[..., Any], check: Callable[..., None] | None) -> Callable[..., Any]:
+    """``func`` (a filter) with ``check`` run on its arguments first and its result bounded."""
+
+    @functools.wraps(func)  # keeps with_environment & co, which python-liquid reads
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        budget = _budget()
+        budget.tick()
+        if check is not None:
+            check(*args, **kwargs)
+        result = func(*args, **kwargs)
+        if type(result) is int and result.bit_length() > MAX_INT_BITS:
+            raise TemplateLimitError(
+                f"number limit exceeded: a result of more than {MAX_INT_BITS} bits"
+            )
+        return budget.check(result)
+
+    return guarded
