@@ -25,11 +25,32 @@ from sqlalchemy.exc import DBAPIError
 
 from dripdrop.db.engine import make_async_engine, schema_options
 from dripdrop.db.migrate import upgrade
-from dripdrop.errors import ConflictError
+from dripdrop.errors import ConflictError, ValidationError
 from dripdrop.operations import DEFINITION_CHANGES, OPERATIONS
 from dripdrop.records import RunSummary
 from dripdrop.runtime import Runtime
 from dripdrop.worker.sizing import BATCH_SIZE
+
+
+def _check_connection(connection: Any, *, asynchronous: bool) -> None:
+    """``connection=`` must be SQLAlchemy's: a raw driver connection (psycopg, asyncpg) has
+    neither the transaction nor the API the operations run on."""
+    if asynchronous:
+        from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+        # Not async_scoped_session: it has no run_sync; calling it gives the AsyncSession.
+        allowed: tuple[type, ...] = (AsyncConnection, AsyncSession)
+        names = "a SQLAlchemy AsyncConnection or AsyncSession"
+    else:
+        from sqlalchemy.orm import Session, scoped_session
+
+        allowed = (Connection, Session, scoped_session)
+        names = "a SQLAlchemy Connection or Session"
+    if not isinstance(connection, allowed):
+        kind = type(connection)
+        raise ValidationError.single(
+            "connection", f"must be {names} (or None), not {kind.__module__}.{kind.__qualname__}"
+        )
 
 
 def _host_connection(connection: Any, schema: str) -> Connection:
@@ -163,6 +184,7 @@ class DripDrop(_Base):
 
     def _call(self, fn: Callable[..., Any], *args: Any, connection: Any = None, **kw: Any) -> Any:
         if connection is not None:  # the host's transaction: never retried here
+            _check_connection(connection, asynchronous=False)
             try:
                 return fn(self._rt, _host_connection(connection, self.schema), *args, **kw)
             except Exception as exc:
@@ -324,6 +346,7 @@ class AsyncDripDrop(_Base):
             )
 
         if connection is not None:  # the host's transaction: never retried here
+            _check_connection(connection, asynchronous=True)
             try:
                 return await connection.run_sync(
                     (lambda session: run(session.connection()))

@@ -9,11 +9,17 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dripdrop.engine.notify import channel_name
 from dripdrop.errors import ValidationError
 
 Clock = Callable[[], datetime]
 
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# NOTIFY channel names are identifiers, at most 63 bytes: pg_notify() refuses a longer one
+# ("channel name too long", so every enroll would fail) while LISTEN silently cuts it. Workers
+# listen on channel_name(schema), "dripdrop_<schema>": the schema gets what is left.
+MAX_IDENTIFIER_BYTES = 63
+MAX_SCHEMA_LENGTH = MAX_IDENTIFIER_BYTES - len(channel_name(""))
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 def system_clock() -> datetime:
@@ -22,13 +28,21 @@ def system_clock() -> datetime:
 
 
 def validate_schema_name(schema: str) -> str:
-    """Schema names are interpolated into SQL, so only plain lowercase identifiers pass."""
-    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema) or schema.startswith("pg_"):
+    """Schema names are interpolated into SQL, so only plain lowercase identifiers pass; and
+    short enough that the workers' NOTIFY channel name fits PostgreSQL's 63 bytes."""
+    rule = (
+        "use lowercase letters, digits and _ (not starting with a digit or pg_), at most "
+        f"{MAX_SCHEMA_LENGTH} characters so the NOTIFY channel {channel_name('<schema>')!r} fits "
+        f"PostgreSQL's {MAX_IDENTIFIER_BYTES}-byte limit"
+    )
+    if not isinstance(schema, str):
+        raise ValidationError.single("schema", f"must be a string: {rule}")
+    if len(schema) > MAX_SCHEMA_LENGTH:
         raise ValidationError.single(
-            "schema",
-            f"invalid schema name {schema!r}: use lowercase letters, digits and _ "
-            "(at most 63 characters, not starting with a digit or pg_)",
+            "schema", f"schema name is too long ({len(schema):,} characters): {rule}"
         )
+    if not _SCHEMA_NAME.fullmatch(schema) or schema.startswith("pg_"):
+        raise ValidationError.single("schema", f"invalid schema name {schema!r}: {rule}")
     return schema
 
 

@@ -243,6 +243,7 @@ def test_redis_provider_does_not_keep_a_connection_per_event_loop(redis_client) 
         execution_id="x",
         idempotency_key="k",
     )
+
     async def publish_once() -> str:
         # The local Redis is a loopback destination: allowed as the test DripDrop allows it.
         http = create_http_client(OutboundPolicy(allow_private_network=True))

@@ -18,12 +18,32 @@ from dripdrop.definitions.common import (
     tenant_clause,
     touch,
 )
+from dripdrop.definitions.inputs import (
+    boolean,
+    check_all,
+    check_tenant,
+    check_text,
+    describe,
+    json_dict,
+    text,
+)
 from dripdrop.definitions.secrets import seal, unseal
 from dripdrop.errors import ValidationError
 from dripdrop.records import ChannelAdapter, from_row
 from dripdrop.runtime import Runtime
 
 A = m.ChannelAdapter.__table__
+
+# The type checks of each field, shared by create and update (the provider checks the rest).
+ADAPTER_FIELDS = {
+    "channel": text(32),
+    "provider": text(64),
+    "credentials": json_dict(max_size=100_000),
+    "config": json_dict(max_size=100_000),
+    "is_default": boolean(optional=True),
+    "active": boolean(),
+    "tenant_key": lambda v, f: check_tenant(v, f),
+}
 
 
 def adapter_record(rt: Runtime, row: Any) -> ChannelAdapter:
@@ -37,9 +57,9 @@ def check_rotation(rotation: Any, errors: dict[str, list[str]]) -> None:
         errors["config.channel_rotation"] = ["must map channel → [{adapter_id, weight}]"]
         return
     for channel, entries in rotation.items():
-        field = f"config.channel_rotation.{channel}"
+        field = f"config.channel_rotation.{str(channel)[:32]}"
         if channel not in CHANNELS:
-            errors[field] = [f"unknown channel {channel!r}"]
+            errors[field] = [f"unknown channel {describe(channel)}"]
         elif not isinstance(entries, list) or not entries:
             errors[field] = ["must be a non-empty list of {adapter_id, weight}"]
         else:
@@ -76,6 +96,18 @@ def create_channel_adapter(
     """Store an adapter. Credentials are validated against the provider's declaration and
     encrypted. A new default unsets the previous one; the first adapter of a channel becomes its
     default unless ``is_default=False``."""
+    check_all(
+        dict(
+            channel=channel,
+            provider=provider,
+            credentials=credentials,
+            config=config,
+            is_default=is_default,
+            active=active,
+            tenant_key=tenant_key,
+        ),
+        ADAPTER_FIELDS,
+    )
     errors: dict[str, list[str]] = {}
     require_text(name, "name", errors)
     try:
@@ -129,6 +161,7 @@ def update_channel_adapter(
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationError({k: ["cannot be changed"] for k in unknown})
+    check_all(changes, ADAPTER_FIELDS)
     if "name" in changes:
         errors: dict[str, list[str]] = {}
         require_text(changes["name"], "name", errors)
@@ -182,6 +215,8 @@ def list_channel_adapters(
     rt: Runtime, conn: Connection, channel: str | None = None, *, tenant_key: str | None = None
 ) -> list[ChannelAdapter]:
     """The adapters of a channel (all channels when None), by name."""
+    check_text(channel, "channel", max_length=32, optional=True)
+    check_tenant(tenant_key)
     stmt = select(A).where(tenant_clause(A, tenant_key)).order_by(A.c.channel, A.c.name)
     if channel is not None:
         stmt = stmt.where(A.c.channel == channel)
@@ -192,6 +227,8 @@ def get_default_adapter(
     rt: Runtime, conn: Connection, channel: str, *, tenant_key: str | None = None
 ) -> ChannelAdapter | None:
     """The channel's active default adapter, if any."""
+    check_text(channel, "channel", max_length=32)
+    check_tenant(tenant_key)
     row = conn.execute(
         select(A).where(
             A.c.channel == channel, A.c.is_default, A.c.active, tenant_clause(A, tenant_key)

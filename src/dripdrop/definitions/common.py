@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, select, update
 
+from dripdrop.definitions.inputs import check_name, describe, gather
 from dripdrop.errors import NotFound, ValidationError
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
@@ -17,24 +18,31 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 def slugify(name: str) -> str:
     """'Welcome Email!' → 'welcome_email'."""
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "step"
+    # At most 200 characters, as check_key wants: a long name still gives a valid key.
+    return re.sub(r"[^a-z0-9]+", "_", text.lower())[:200].strip("_") or "step"
 
 
 def check_key(key: Any, field: str = "key") -> str:
-    if not isinstance(key, str) or not _KEY.match(key):
+    # fullmatch: match() would let a trailing newline through ($ matches before it).
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise ValidationError.single(
-            field, f"invalid key {key!r}: letters, digits, _ . : - (at most 200 characters)"
+            field,
+            f"invalid key {describe(key)}: letters, digits, _ . : - (at most 200 characters)",
         )
     return key
 
 
 def as_uuid(value: Any, field: str = "id") -> uuid.UUID:
+    """A UUID given as such or as its text; anything else (ints, lists…) is refused up front,
+    since str() of it may itself fail (huge ints, deep lists)."""
     if isinstance(value, uuid.UUID):
         return value
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        raise ValidationError.single(field, f"not a valid id: {value!r}") from None
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise ValidationError.single(field, f"not a valid id: {describe(value)} (expected a UUID)")
 
 
 def tenant_clause(table: Table, tenant_key: str | None) -> Any:
@@ -54,8 +62,8 @@ def get_row(conn: Connection, table: Table, id_: Any, what: str, *, lock: bool =
 
 
 def require_text(value: Any, field: str, errors: dict[str, list[str]]) -> None:
-    if not isinstance(value, str) or not value.strip():
-        errors.setdefault(field, []).append("is required")
+    """A required name: non-blank text of at most 255 characters."""
+    gather(errors, check_name, value, field)
 
 
 def touch(conn: Connection, table: Table, id_: uuid.UUID, now: Any, **values: Any) -> Any:

@@ -6,13 +6,22 @@ import json
 import re
 import uuid
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, delete, insert, select
 
 from dripdrop.datapath import path_error
 from dripdrop.db import models as m
 from dripdrop.definitions.common import as_uuid, get_row, raise_if, touch
+from dripdrop.definitions.inputs import (
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    add,
+    check_all,
+    check_json,
+    describe,
+    json_dict,
+    text,
+)
 from dripdrop.errors import ValidationError
 from dripdrop.records import Condition, from_row
 from dripdrop.runtime import Runtime
@@ -26,7 +35,20 @@ CONDITION_TYPES = ("enrollment_data", "hook", "event", "time_window")
 OPERATORS = ("eq", "neq", "gt", "lt", "gte", "lte", "in", "not_in", "contains", "exists")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+# Expected values are compared as text: a few kilobytes is plenty (a list for "in").
+MAX_EXPECTED_SIZE = 10_000
+
+# The type checks of each field, shared by create and update (the meaning is checked after).
+CONDITION_FIELDS = {
+    "condition_type": text(32, optional=True),
+    "field_path": text(1_000, optional=True),
+    "operator": text(16),
+    "expected_value": lambda v, f: check_json(v, f, expect_dict=False, max_size=MAX_EXPECTED_SIZE),
+    "hook_function": text(MAX_NAME_LENGTH, optional=True),
+    "http_hook_id": lambda v, f: None if v is None else as_uuid(v, f),
+    "config": json_dict(max_size=100_000),
+}
 
 
 def _expected_text(value: Any) -> str | None:
@@ -41,6 +63,8 @@ def _expected_text(value: Any) -> str | None:
 
 
 def _check_time_window(config: Any, errors: dict[str, list[str]]) -> None:
+    from dripdrop.timing.cron import load_zone
+
     if not isinstance(config, dict):
         errors["config"] = ["a time_window condition needs config with days, start and end"]
         return
@@ -49,19 +73,31 @@ def _check_time_window(config: Any, errors: dict[str, list[str]]) -> None:
         errors["config.timezone"] = ["give timezone or timezone_field"]
     if tz is not None:
         try:
-            ZoneInfo(str(tz))
-        except (ZoneInfoNotFoundError, ValueError):
-            errors["config.timezone"] = [f"unknown IANA timezone {tz!r}"]
+            load_zone(tz, "config.timezone")
+        except ValidationError as exc:
+            errors.update(exc.errors)
+    if tz_field is not None and (
+        not isinstance(tz_field, str) or not tz_field or len(tz_field) > MAX_ID_LENGTH
+    ):
+        errors["config.timezone_field"] = [
+            f"must be a field path of 1 to {MAX_ID_LENGTH} characters"
+        ]
     days = config.get("days", list(DAYS))
     if (
         not isinstance(days, list)
         or not days
-        or any(str(d).lower() not in DAYS and str(d).lower() not in FULL_DAYS for d in days)
+        or any(not isinstance(d, str) or d.lower() not in DAYS + FULL_DAYS for d in days)
     ):
         errors["config.days"] = [f"must be a non-empty list of {', '.join(DAYS)}"]
     for key in ("start", "end"):
-        if not isinstance(config.get(key), str) or not _HHMM.match(config[key]):
+        if not isinstance(config.get(key), str) or not _HHMM.fullmatch(config[key]):
             errors[f"config.{key}"] = ["must be a time HH:MM (24-hour)"]
+    valid_times = "config.start" not in errors and "config.end" not in errors
+    if valid_times and config["start"] == config["end"]:
+        # An empty window never opens: every step behind it would wait forever.
+        errors["config.end"] = [
+            "must differ from start (the window would be empty; 22:00-06:00 spans midnight)"
+        ]
 
 
 def validate_condition(
@@ -78,12 +114,12 @@ def validate_condition(
     errors: dict[str, list[str]] = {}
     if condition_type not in CONDITION_TYPES:
         errors["condition_type"] = [
-            f"unknown condition type {condition_type!r}; expected one of "
+            f"unknown condition type {describe(condition_type)}; expected one of "
             f"{', '.join(CONDITION_TYPES)}"
         ]
     if condition_type != "time_window" and operator not in OPERATORS:
         errors["operator"] = [
-            f"unknown operator {operator!r}; expected one of {', '.join(OPERATORS)}"
+            f"unknown operator {describe(operator)}; expected one of {', '.join(OPERATORS)}"
         ]
     if config is not None and not isinstance(config, dict):
         errors["config"] = ["must be a dict"]
@@ -112,6 +148,8 @@ def validate_condition(
         key = (config or {}).get("event_key") if isinstance(config, dict) else None
         if not isinstance(key, str) or not key:
             errors["config.event_key"] = ["an event condition needs config={'event_key': ...}"]
+        elif len(key) > MAX_ID_LENGTH:
+            add(errors, "config.event_key", f"is too long (at most {MAX_ID_LENGTH} characters)")
     elif condition_type == "time_window":
         _check_time_window(config, errors)
     raise_if(errors)
@@ -133,6 +171,18 @@ def create_condition(
     """Add a condition to a step. Given only ``http_hook_id`` (or ``hook_function``) it is a hook
     condition; otherwise ``condition_type`` defaults to ``enrollment_data``."""
     step = get_row(conn, ST, step_id, "step")
+    check_all(
+        dict(
+            condition_type=condition_type,
+            field_path=field_path,
+            operator=operator,
+            expected_value=expected_value,
+            hook_function=hook_function,
+            http_hook_id=http_hook_id,
+            config=config,
+        ),
+        CONDITION_FIELDS,
+    )
     if condition_type is None:
         condition_type = "hook" if (http_hook_id or hook_function) else "enrollment_data"
     validate_condition(
@@ -172,6 +222,7 @@ def update_condition(rt: Runtime, conn: Connection, condition_id: Any, **changes
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationError({k: ["cannot be changed"] for k in unknown})
+    check_all(changes, {**CONDITION_FIELDS, "condition_type": text(32)})
     merged = {k: changes.get(k, getattr(row, k)) for k in allowed}
     step = get_row(conn, ST, row.step_id, "step")
     validate_condition(
@@ -186,6 +237,8 @@ def update_condition(rt: Runtime, conn: Connection, condition_id: Any, **changes
     )
     if "expected_value" in changes:
         changes["expected_value"] = _expected_text(changes["expected_value"])
+    if "config" in changes and changes["config"] is None:
+        changes["config"] = {}  # the column is NOT NULL: None means "no config"
     return from_row(Condition, touch(conn, C, row.id, rt.now(), **changes))
 
 

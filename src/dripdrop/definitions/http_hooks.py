@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -10,11 +11,17 @@ from sqlalchemy import Connection, delete, insert, select
 from dripdrop.datapath import path_error
 from dripdrop.db import models as m
 from dripdrop.definitions.common import as_uuid, check_key, get_row, raise_if, require_text, touch
+from dripdrop.definitions.inputs import (
+    boolean,
+    check_all,
+    json_dict,
+    text,
+)
 from dripdrop.definitions.secrets import seal, unseal
+from dripdrop.definitions.steps import check_templates
 from dripdrop.errors import ValidationError
 from dripdrop.records import HttpHook, from_row
 from dripdrop.runtime import Runtime
-from dripdrop.templates import validate_config_templates
 
 H = m.HttpHook.__table__
 S = m.Sequence.__table__
@@ -26,6 +33,23 @@ _AUTH_FIELDS = {
     "bearer": ("token",),
     "basic": ("username", "password"),
     "header": ("name", "value"),
+}
+# RFC 9110 token characters; a value must not break the header line (no CR, LF or NUL).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+_HEADER_VALUE = re.compile(r"[^\r\n\x00]{0,8192}")
+
+# The type checks of each field, shared by create and update (the meaning is checked after).
+HOOK_FIELDS = {
+    "url": text(8_192),
+    "method": text(10),
+    "auth_type": text(16),
+    "auth_config": json_dict(max_size=100_000),
+    "headers": json_dict(max_size=100_000),
+    "body_template": text(optional=True),
+    "response_path": text(1_000, optional=True),
+    "response_type": text(16),
+    "description": text(optional=True),
+    "active": boolean(),
 }
 
 
@@ -64,10 +88,19 @@ def validate_hook(values: dict[str, Any]) -> None:
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
         errors["retry_count"] = ["must be an integer from 0 to 10"]
     headers = values.get("headers") or {}
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        errors["headers"] = ["must map header names to strings"]
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str)
+        and _HEADER_NAME.fullmatch(k)
+        and isinstance(v, str)
+        and _HEADER_VALUE.fullmatch(v)
+        for k, v in headers.items()
+    ):
+        errors["headers"] = [
+            "must map header names (letters, digits and !#$%&'*+.^_`|~-) to strings "
+            "without line breaks"
+        ]
     try:
-        validate_config_templates(
+        check_templates(
             {
                 "url": url if isinstance(url, str) else "",
                 "body_template": values.get("body_template") or "",
@@ -104,6 +137,21 @@ def create_http_hook(
 ) -> HttpHook:
     """Store an HTTP hook for a sequence; ``auth_config`` is encrypted."""
     seq = get_row(conn, S, sequence_id, "sequence")
+    check_all(
+        dict(
+            url=url,
+            method=method,
+            auth_type=auth_type,
+            auth_config=auth_config,
+            headers=headers,
+            body_template=body_template,
+            response_path=response_path,
+            response_type=response_type,
+            description=description,
+            active=active,
+        ),
+        HOOK_FIELDS,
+    )
     values = dict(
         name=name,
         url=url,
@@ -169,6 +217,9 @@ def update_http_hook(rt: Runtime, conn: Connection, hook_id: Any, **changes: Any
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationError({k: ["cannot be changed"] for k in unknown})
+    check_all(changes, HOOK_FIELDS)
+    if "headers" in changes and changes["headers"] is None:
+        changes["headers"] = {}  # the column is NOT NULL: None means "no headers"
     current = hook_record(rt, row)
     merged = {k: getattr(row, k) for k in allowed if k != "auth_config"}
     merged["auth_config"] = current.auth_config.reveal()

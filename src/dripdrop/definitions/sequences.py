@@ -18,6 +18,21 @@ from dripdrop.definitions.common import (
     tenant_clause,
     touch,
 )
+from dripdrop.definitions.inputs import (
+    INT32_MAX,
+    MAX_NAME_LENGTH,
+    add,
+    boolean,
+    check_all,
+    check_bool,
+    check_identifier,
+    check_tenant,
+    describe,
+    gather,
+    integer,
+    json_dict,
+    text,
+)
 from dripdrop.errors import NotFound, ValidationError
 from dripdrop.records import Sequence, SequenceVersion, from_row
 from dripdrop.runtime import Runtime
@@ -26,6 +41,21 @@ S = m.Sequence.__table__
 V = m.SequenceVersion.__table__
 
 _VERSION_CONFIG_KEYS = {"exit_events", "channel_rotation"}
+
+# The type checks of each field, shared by create and update.
+SEQUENCE_FIELDS = {
+    "description": text(optional=True),
+    "hook_module": text(MAX_NAME_LENGTH, optional=True),
+    "active": boolean(),
+    "metadata": json_dict(),
+    "tenant_key": lambda v, f: check_tenant(v, f),
+}
+VERSION_FIELDS = {
+    "version": integer(1, INT32_MAX, optional=True),
+    "active": boolean(),
+    "name": text(MAX_NAME_LENGTH, optional=True),
+    "config": json_dict(),
+}
 
 
 def _check_hook_module(hook_module: Any, errors: dict[str, list[str]]) -> None:
@@ -40,7 +70,7 @@ def _check_hook_module(hook_module: Any, errors: dict[str, list[str]]) -> None:
     except (ImportError, ValueError):
         found = False
     if not found:
-        errors.setdefault("hook_module", []).append(f"module {module!r} cannot be imported")
+        add(errors, "hook_module", f"module {describe(module)} cannot be imported")
 
 
 def create_sequence(
@@ -56,6 +86,16 @@ def create_sequence(
     tenant_key: str | None = None,
 ) -> Sequence:
     """Create a sequence. ``key`` is unique per tenant."""
+    check_all(
+        dict(
+            description=description,
+            hook_module=hook_module,
+            active=active,
+            metadata=metadata,
+            tenant_key=tenant_key,
+        ),
+        SEQUENCE_FIELDS,
+    )
     errors: dict[str, list[str]] = {}
     require_text(name, "name", errors)
     try:
@@ -86,7 +126,15 @@ def create_sequence(
     return from_row(Sequence, row)
 
 
-def get_sequence_row(conn: Connection, key: str, tenant_key: str | None = None) -> Any:
+def get_sequence_row(
+    conn: Connection, key: str, tenant_key: str | None = None, field: str = "sequence_key"
+) -> Any:
+    """The sequence of a key given by the caller (checked here: every lookup by key comes
+    through, from get_sequence to enroll, enroll_many and simulate)."""
+    errors: dict[str, list[str]] = {}
+    gather(errors, check_identifier, key, field)
+    gather(errors, check_tenant, tenant_key, "tenant_key")
+    raise_if(errors)
     row = conn.execute(select(S).where(S.c.key == key, tenant_clause(S, tenant_key))).first()
     if row is None:
         raise NotFound(f"sequence {key!r} not found")
@@ -97,13 +145,15 @@ def get_sequence(
     rt: Runtime, conn: Connection, key: str, *, tenant_key: str | None = None
 ) -> Sequence:
     """The sequence with this key (raises NotFound)."""
-    return from_row(Sequence, get_sequence_row(conn, key, tenant_key))
+    return from_row(Sequence, get_sequence_row(conn, key, tenant_key, "key"))
 
 
 def list_sequences(
     rt: Runtime, conn: Connection, *, tenant_key: str | None = None, active: bool | None = None
 ) -> list[Sequence]:
     """Every sequence of the tenant, by name."""
+    check_tenant(tenant_key)
+    check_bool(active, "active", optional=True)
     stmt = select(S).where(tenant_clause(S, tenant_key)).order_by(S.c.name)
     if active is not None:
         stmt = stmt.where(S.c.active == active)
@@ -115,15 +165,14 @@ def update_sequence(rt: Runtime, conn: Connection, sequence_id: Any, **changes: 
     allowed = {"name", "description", "hook_module", "active", "metadata"}
     unknown = set(changes) - allowed
     errors: dict[str, list[str]] = {k: ["cannot be changed"] for k in unknown}
+    raise_if(errors)
+    check_all(changes, SEQUENCE_FIELDS)
     if "name" in changes:
         require_text(changes["name"], "name", errors)
     if "hook_module" in changes:
         _check_hook_module(changes["hook_module"], errors)
-    if "metadata" in changes:
-        if changes["metadata"] is None:
-            changes["metadata"] = {}
-        elif not isinstance(changes["metadata"], dict):
-            errors.setdefault("metadata", []).append("must be a dict")
+    if "metadata" in changes and changes["metadata"] is None:
+        changes["metadata"] = {}
     raise_if(errors)
     row = get_row(conn, S, sequence_id, "sequence")
     return from_row(Sequence, touch(conn, S, row.id, rt.now(), **changes))
@@ -166,12 +215,9 @@ def create_sequence_version(
 ) -> SequenceVersion:
     """Add a version (a draft unless ``active``); ``version`` defaults to the next number."""
     seq = get_row(conn, S, sequence_id, "sequence", lock=True)
+    check_all(dict(version=version, active=active, name=name, config=config), VERSION_FIELDS)
     errors: dict[str, list[str]] = {}
     config = _check_version_config(config, errors)
-    if version is not None and (
-        not isinstance(version, int) or isinstance(version, bool) or version < 1
-    ):
-        errors.setdefault("version", []).append("must be a positive integer")
     raise_if(errors)
     if version is None:
         version = (
@@ -225,6 +271,9 @@ def update_sequence_version(
 ) -> SequenceVersion:
     """Rename a version or replace its config."""
     row = get_row(conn, V, version_id, "sequence version")
+    check_all(
+        {k: v for k, v in (("name", name), ("config", config)) if v is not ...}, VERSION_FIELDS
+    )
     values: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     if name is not ...:

@@ -18,7 +18,18 @@ from dripdrop.definitions.common import (
     slugify,
     touch,
 )
-from dripdrop.errors import ValidationError
+from dripdrop.definitions.inputs import (
+    INT32_MAX,
+    MAX_NAME_LENGTH,
+    boolean,
+    check_all,
+    check_json,
+    describe,
+    integer,
+    json_any,
+    text,
+)
+from dripdrop.errors import DripDropError, ValidationError
 from dripdrop.records import Step, from_row
 from dripdrop.runtime import Runtime
 from dripdrop.templates import ENGINES, validate_config_templates
@@ -30,6 +41,62 @@ A = m.ChannelAdapter.__table__
 
 TEMPLATE_TYPES = ("inline", "module", "external")
 ON_FAILURE = ("continue", "halt")
+
+
+def check_templates(
+    config: dict[str, Any], engine: str = "liquid", field_prefix: str = "config"
+) -> None:
+    """Compile every template of ``config``, one top-level key at a time so that whatever else an
+    engine raises on hostile text (RecursionError on deep nesting in Jinja or Mustache, ValueError
+    on a 5000-digit literal, a missing include) becomes a ValidationError on that key: a
+    template that cannot be compiled cannot be sent."""
+    errors: dict[str, list[str]] = {}
+    for key, value in config.items():
+        field = f"{field_prefix}.{key}" if field_prefix else str(key)
+        try:
+            validate_config_templates({key: value}, engine, field_prefix=field_prefix)
+        except ValidationError as exc:
+            errors.update(exc.errors)
+        except DripDropError:
+            raise
+        except RecursionError:
+            errors[field] = ["template is nested too deeply to compile"]
+        except Exception as exc:  # the engines' own errors: the input is at fault, not us
+            errors[field] = [f"template cannot be compiled: {_first_line(exc)}"]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _first_line(exc: Exception) -> str:
+    try:
+        line = str(exc).strip().splitlines()[0][:200]
+    except Exception:  # str() of an error about a huge value may itself fail
+        line = ""
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def _check_config(config: Any, field: str) -> Any:
+    """A JSON dict, except that channel_adapter_rotation may hold UUIDs (stored as text)."""
+    rotation = config.get("channel_adapter_rotation") if isinstance(config, dict) else None
+    if isinstance(rotation, list):
+        ids = [str(a) if isinstance(a, uuid.UUID) else a for a in rotation]
+        check_json(ids, f"{field}.channel_adapter_rotation", expect_dict=False, max_size=10_000)
+        config = {k: v for k, v in config.items() if k != "channel_adapter_rotation"}
+    return check_json(config, field)
+
+
+# The type checks of each field, shared by create and update (the meaning is checked after).
+STEP_FIELDS = {
+    "channel": text(32),
+    "position": integer(0, INT32_MAX, optional=True),
+    "config": _check_config,
+    "template_type": text(16),
+    "template_content": json_any(),
+    "template_module": text(MAX_NAME_LENGTH, optional=True),
+    "template_function": text(MAX_NAME_LENGTH, optional=True),
+    "channel_adapter_id": lambda v, f: None if v is None else as_uuid(v, f),
+    "active": boolean(),
+}
 
 
 def _check_adapter(
@@ -50,11 +117,6 @@ def _check_adapter(
     return aid
 
 
-def _check_position(position: Any, errors: dict[str, list[str]]) -> None:
-    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
-        errors["position"] = ["must be a non-negative integer"]
-
-
 def validate_step(
     conn: Connection,
     *,
@@ -70,7 +132,9 @@ def validate_step(
     """Check a step's fields, collecting every problem; return (timing, config) normalised."""
     errors: dict[str, list[str]] = {}
     if channel not in CHANNELS:
-        errors["channel"] = [f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}"]
+        errors["channel"] = [
+            f"unknown channel {describe(channel)}; expected one of {', '.join(CHANNELS)}"
+        ]
     norm_timing: dict[str, Any] = {}
     try:
         norm_timing = normalize_timing(timing)
@@ -84,11 +148,11 @@ def validate_step(
     engine = config.get("template_engine", "liquid")
     if engine not in ENGINES:
         errors["config.template_engine"] = [
-            f"unknown template engine {engine!r}; expected one of {', '.join(ENGINES)}"
+            f"unknown template engine {describe(engine)}; expected one of {', '.join(ENGINES)}"
         ]
     else:
         try:
-            validate_config_templates(config, engine)
+            check_templates(config, engine)
         except ValidationError as exc:
             errors.update(exc.errors)
     if config.get("on_failure", "continue") not in ON_FAILURE:
@@ -145,16 +209,29 @@ def create_step(
 ) -> Step:
     """Add a step to a version. ``key`` defaults to a slug of ``name``; ``position`` appends."""
     version = get_row(conn, V, version_id, "sequence version", lock=True)
+    check_all(
+        dict(
+            channel=channel,
+            position=position,
+            timing=timing,
+            config=config,
+            template_type=template_type,
+            template_content=template_content,
+            template_module=template_module,
+            template_function=template_function,
+            channel_adapter_id=channel_adapter_id,
+            active=active,
+        ),
+        STEP_FIELDS,
+    )
     errors: dict[str, list[str]] = {}
     require_text(name, "name", errors)
-    if key is None and isinstance(name, str):
+    if key is None and isinstance(name, str) and "name" not in errors:
         key = slugify(name)
     try:
         check_key(key)
     except ValidationError as exc:
         errors.update(exc.errors)
-    if position is not None:
-        _check_position(position, errors)
     raise_if(errors)
     norm_timing, config = validate_step(
         conn,
@@ -225,12 +302,12 @@ def update_step(rt: Runtime, conn: Connection, step_id: Any, **changes: Any) -> 
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationError({k: ["cannot be changed"] for k in unknown})
+    # position=None means "append" on create, but a stored step needs one.
+    check_all(changes, {**STEP_FIELDS, "position": integer(0, INT32_MAX)})
     merged = {k: changes.get(k, getattr(row, k)) for k in allowed}
     errors: dict[str, list[str]] = {}
     if "name" in changes:
         require_text(changes["name"], "name", errors)
-    if "position" in changes:
-        _check_position(changes["position"], errors)
     timing, config = {}, {}
     try:
         timing, config = validate_step(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import operator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -16,16 +17,20 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _number(value: Any) -> float | None:
+    """The value as a finite number, or None. "nan", "inf" and "Infinity" are words, not
+    numbers: as floats they would make every ordering false (NaN) or everything smaller (inf)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
+    try:
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str):
+            number = float(value.strip())
+        else:
             return None
-    return None
+    except (ValueError, OverflowError):  # OverflowError: an int past the float range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _boolean(value: Any) -> bool | None:
@@ -58,7 +63,7 @@ def _as_list(expected: Any) -> list[Any]:
                 parsed = json.loads(text)
                 if isinstance(parsed, list):
                     return parsed
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: "[[[[…" thousands deep
                 pass
         return [p.strip() for p in text.split(",")]
     return [expected]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, insert, select, update
 
 from dripdrop.db import models as m
+from dripdrop.definitions import inputs
 from dripdrop.definitions.common import as_uuid, get_row, tenant_clause
 from dripdrop.definitions.sequences import get_sequence_row
 from dripdrop.engine.notify import wake_workers
@@ -37,29 +37,51 @@ def subscriber_key(subscriber: Any) -> tuple[str, str]:
     """``{"type": "User", "id": 7}`` → ("User", "7"); ids may be str, int or UUID."""
     if not isinstance(subscriber, dict):
         raise ValidationError.single("subscriber", 'must be a dict like {"type": "User", "id": 7}')
+    return subscriber_fields(
+        subscriber.get("type"), subscriber.get("id"), "subscriber.type", "subscriber.id"
+    )
+
+
+def subscriber_fields(
+    stype: Any,
+    sid: Any,
+    type_field: str = "subscriber_type",
+    id_field: str = "subscriber_id",
+) -> tuple[str, str]:
+    """A subscriber's type and id as stored: text of 1 to 255 characters (inputs.MAX_ID_LENGTH),
+    the id given as str, int or UUID."""
+    # Written for speed: enroll_many runs it for every one of millions of items.
+    cap = inputs.MAX_ID_LENGTH
     errors: dict[str, list[str]] = {}
-    stype, sid = subscriber.get("type"), subscriber.get("id")
     if not isinstance(stype, str) or not stype:
-        errors["subscriber.type"] = ["is required (a string such as 'User')"]
-    if sid is None or isinstance(sid, bool) or not isinstance(sid, str | int | uuid.UUID):
-        errors["subscriber.id"] = ["is required (a string, integer or UUID)"]
-    elif str(sid) == "":
-        errors["subscriber.id"] = ["must not be empty"]
+        errors[type_field] = ["is required (a string such as 'User')"]
+    elif problem := inputs.text_problem(stype, cap):
+        errors[type_field] = [problem]
+    text = ""
+    if isinstance(sid, str):
+        text = sid
+        if problem := inputs.text_problem(sid, cap):
+            errors[id_field] = [problem]
+    elif isinstance(sid, int) and not isinstance(sid, bool):
+        # 2**800 has 241 digits; str() of an int past ~4300 digits raises.
+        if sid.bit_length() > 800 and (sid.bit_length() > 4 * cap or len(str(sid)) > cap):
+            errors[id_field] = [f"is too long (at most {cap} characters)"]
+        else:
+            text = str(sid)
+    elif isinstance(sid, uuid.UUID):
+        text = str(sid)
+    else:
+        errors[id_field] = ["is required (a string, integer or UUID)"]
+    if not text and id_field not in errors:
+        errors[id_field] = ["must not be empty"]
     if errors:
         raise ValidationError(errors)
-    return stype, str(sid)
+    return stype, text
 
 
 def check_json(value: Any, field: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValidationError.single(field, "must be a dict")
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError.single(field, f"must be JSON-serialisable: {exc}") from None
-    return value
+    """A JSON object for data, metadata or event_data (None is {}); see inputs.check_json."""
+    return inputs.check_json(value, field) or {}
 
 
 def active_version_id(conn: Connection, seq: Any) -> uuid.UUID:
@@ -123,8 +145,7 @@ def enroll(
     stype, sid = subscriber_key(subscriber)
     data = check_json(data, "data")
     metadata = check_json(metadata, "metadata")
-    if on_conflict not in ON_CONFLICT:
-        raise ValidationError.single("on_conflict", "must be 'raise', 'ignore' or 'restart'")
+    inputs.check_choice(on_conflict, "on_conflict", ON_CONFLICT)
     seq = get_sequence_row(conn, sequence_key, tenant_key)
     version_id = active_version_id(conn, seq)
     now = rt.now()
@@ -219,6 +240,7 @@ def unenroll(
     tenant_key: str | None = None,
 ) -> Enrollment:
     """Cancel an enrollment and everything still scheduled for it."""
+    subscriber_type, subscriber_id = subscriber_fields(subscriber_type, subscriber_id)
     row = _find(conn, sequence_key, subscriber_type, subscriber_id, tenant_key, lock=True)
     if row is None:
         raise NotFound(f"{subscriber_type} {subscriber_id} is not enrolled in {sequence_key!r}")
@@ -293,6 +315,7 @@ def get_enrollment(
     tenant_key: str | None = None,
 ) -> Enrollment | None:
     """The subscriber's enrollment in a sequence, or None."""
+    subscriber_type, subscriber_id = subscriber_fields(subscriber_type, subscriber_id)
     row = _find(conn, sequence_key, subscriber_type, subscriber_id, tenant_key)
     return from_row(Enrollment, row) if row else None
 
@@ -312,6 +335,8 @@ def list_active_enrollments(
     offset: int = 0,
 ) -> list[Enrollment]:
     """Active enrollments of a sequence, oldest first."""
+    inputs.check_int(limit, "limit", minimum=0, maximum=inputs.INT64_MAX, optional=True)
+    inputs.check_int(offset, "offset", minimum=0, maximum=inputs.INT64_MAX)
     seq = get_sequence_row(conn, sequence_key, tenant_key)
     stmt = (
         select(E)

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from dripdrop.db import models as m
 from dripdrop.definitions.common import get_row
+from dripdrop.definitions.inputs import check_identifier, check_tenant, gather
 from dripdrop.engine.enrollments import (
     cancel_scheduled,
     check_json,
@@ -86,15 +87,19 @@ def record_event(
     return from_row(Event, row)
 
 
-def _check(event_key: Any, event_data: Any, event_type: str) -> dict[str, Any]:
+def _check(event_key: Any, event_data: Any, event_type: Any, tenant_key: Any) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
-    if not isinstance(event_key, str) or not event_key:
+    if event_key is None or event_key == "":
         errors["event_key"] = ["is required"]
-    if event_type not in EVENT_TYPES:
+    else:
+        gather(errors, check_identifier, event_key, "event_key")
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         errors["event_type"] = [f"must be one of {', '.join(EVENT_TYPES)}"]
+    gather(errors, check_tenant, tenant_key, "tenant_key")
+    data = gather(errors, check_json, event_data, "event_data")
     if errors:
         raise ValidationError(errors)
-    return check_json(event_data, "event_data")
+    return data
 
 
 def track_event(
@@ -108,7 +113,7 @@ def track_event(
     tenant_key: str | None = None,
 ) -> Event:
     """Record an event on one enrollment: it may exit the enrollment or trigger an event step."""
-    data = _check(event_key, event_data, event_type)
+    data = _check(event_key, event_data, event_type, tenant_key)
     enrollment = get_row(conn, E, enrollment_id, "enrollment", lock=True)
     if tenant_key is not None and enrollment.tenant_key != tenant_key:
         raise ValidationError.single("tenant_key", "the enrollment belongs to another tenant")
@@ -127,7 +132,7 @@ def track(
 ) -> list[Event]:
     """Record an event on each of the subscriber's active (or paused) enrollments."""
     stype, sid = subscriber_key(subscriber)
-    data = _check(event_key, event_data, event_type)
+    data = _check(event_key, event_data, event_type, tenant_key)
     return [
         record_event(rt, conn, e, event_key, data, event_type)
         for e in enrollments_of(conn, stype, sid, tenant_key)

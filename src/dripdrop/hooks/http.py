@@ -222,8 +222,10 @@ async def test_http_hook(
     ["subscriber_id"]``) plus ``data`` = ``test_data``, as in a real execution. A failed call is
     a result with ``ok=False`` and the error text, not an exception; an unknown id raises NotFound.
     """
+    from dripdrop.definitions.inputs import check_json
+
+    data = check_json(test_data, "test_data") or {}
     row = await asyncio.to_thread(load_hook_row, rt, hook_id)
-    data = dict(test_data or {})
     context = {**data, "data": data.get("data", data)}
     own = client is None
     if own:

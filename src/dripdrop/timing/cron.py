@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from cronsim import CronSim, CronSimError
 
+from dripdrop.definitions.inputs import describe
 from dripdrop.errors import ValidationError
 from dripdrop.timing.human import parse_human
 
@@ -28,6 +29,8 @@ __all__ = ["load_zone", "next_cron_time", "to_cron", "validate_cron"]
 _LOOKS_LIKE_CRON = re.compile(r"^[\d*]")
 # Bound the overlap-skipping loop; a day of minutely matches is 1440.
 _MAX_SKIPS = 10_000
+# Longer than any sensible 5-field expression; cronsim would take seconds on a megabyte.
+MAX_CRON_LENGTH = 255
 
 
 @lru_cache(maxsize=1)
@@ -39,7 +42,9 @@ def _zone_names() -> frozenset[str]:
 def load_zone(name: str, field: str = "timezone") -> ZoneInfo:
     """Return the ZoneInfo for an IANA name, or raise ValidationError on ``field``."""
     if not isinstance(name, str) or name not in _zone_names():
-        raise ValidationError.single(field, f"unknown timezone {name!r} (use an IANA name)")
+        raise ValidationError.single(
+            field, f"unknown timezone {describe(name)} (use an IANA name such as 'Europe/Paris')"
+        )
     return ZoneInfo(name)
 
 
@@ -49,14 +54,14 @@ def validate_cron(expression: str, field: str = "cron_expression") -> str:
     if len(expr.split()) != 5:
         raise ValidationError.single(
             field,
-            f"invalid cron expression {expression!r}: "
+            f"invalid cron expression {describe(expression)}: "
             "needs 5 fields (minute hour day-of-month month day-of-week)",
         )
     try:
         CronSim(expr, datetime(2000, 1, 1))
     except CronSimError as exc:
         raise ValidationError.single(
-            field, f"invalid cron expression {expression!r}: {str(exc).lower()}"
+            field, f"invalid cron expression {describe(expression)}: {str(exc).lower()}"
         ) from exc
     return expr
 
@@ -69,6 +74,10 @@ def to_cron(expression: str, field: str = "cron_expression") -> str:
     """
     if not isinstance(expression, str) or not expression.strip():
         raise ValidationError.single(field, "must be a non-empty string")
+    if len(expression) > MAX_CRON_LENGTH:
+        raise ValidationError.single(
+            field, f"is too long ({len(expression):,} characters; at most {MAX_CRON_LENGTH})"
+        )
     text = expression.strip()
     if _LOOKS_LIKE_CRON.match(text):
         return validate_cron(text, field)
@@ -78,7 +87,7 @@ def to_cron(expression: str, field: str = "cron_expression") -> str:
         raise ValidationError({field: exc.errors["human_expression"]}) from None
     if parsed.kind != "cron" or parsed.cron is None:
         raise ValidationError.single(
-            field, f"{expression!r} is a delay, not a recurring schedule; use type 'delay'"
+            field, f"{describe(expression)} is a delay, not a recurring schedule; use type 'delay'"
         )
     return validate_cron(parsed.cron, field)
 

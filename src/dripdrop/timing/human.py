@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from dripdrop.definitions.inputs import describe
 from dripdrop.errors import ValidationError
 
 __all__ = ["EXAMPLES", "MACROS", "HumanTiming", "parse_human"]
@@ -48,6 +49,8 @@ _DAYS = {
 _DAY_ORDER = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 _UNITS = {"minute": "minutes", "hour": "hours", "day": "days", "week": "weeks"}
 _ONE = {"a": 1, "an": 1, "one": 1}
+# The longest phrase of the grammar is far shorter; the cap keeps the regexes and messages small.
+MAX_PHRASE_LENGTH = 200
 
 _TIME_12 = re.compile(r"(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\.?")
 _TIME_24 = re.compile(r"(\d{1,2}):(\d{2})")
@@ -69,7 +72,8 @@ class HumanTiming:
 
 def _fail(text: str, why: str | None = None) -> ValidationError:
     examples = ", ".join(repr(e) for e in EXAMPLES)
-    reason = f"{text!r}: {why}" if why else f"unrecognised timing expression {text!r}"
+    shown = describe(text, 60)
+    reason = f"{shown}: {why}" if why else f"unrecognised timing expression {shown}"
     return ValidationError.single("human_expression", f"{reason}. Examples: {examples}")
 
 
@@ -151,6 +155,11 @@ def parse_human(text: str) -> HumanTiming:
     """
     if not isinstance(text, str):
         raise ValidationError.single("human_expression", "must be a string")
+    if len(text) > MAX_PHRASE_LENGTH:
+        raise ValidationError.single(
+            "human_expression",
+            f"is too long ({len(text):,} characters; at most {MAX_PHRASE_LENGTH})",
+        )
     phrase = " ".join(text.lower().split()).rstrip(".")
     if phrase in MACROS:
         return HumanTiming("cron", cron=MACROS[phrase])

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from dripdrop.definitions.inputs import MAX_ID_LENGTH, describe, json_message, json_problem
 from dripdrop.errors import ValidationError
 from dripdrop.timing.cron import load_zone, to_cron
 from dripdrop.timing.human import HumanTiming, parse_human
@@ -17,6 +18,11 @@ UNITS = ("minutes", "hours", "days", "weeks")
 RELATIVE_TO = ("enrollment_start", "previous_step")
 # Beyond a century a delay is surely a typo, and datetimes would overflow soon after.
 MAX_DELAY = timedelta(days=36_525)
+# A timing is a handful of fields; trigger_data is the only part that may grow.
+MAX_TIMING_SIZE = 100_000
+# Fields whose own checks accept any value safely and say more than the generic JSON check
+# would ("at most 100 years" rather than "outside the 64-bit range").
+_OWN_CHECKS = ("delay_amount", "timeout_amount", "human_expression", "cron_expression")
 
 _FIELDS = {
     "immediate": {"type"},
@@ -44,12 +50,18 @@ class _Errors:
         self.errors: dict[str, list[str]] = {}
 
     def add(self, key: str, message: str) -> None:
-        self.errors.setdefault(f"timing.{key}", []).append(message)
+        # Keys come from the user: a stray megabyte key must not become the field name.
+        self.errors.setdefault(f"timing.{key[:64]}", []).append(message)
 
     def merge(self, exc: ValidationError) -> None:
         for key, messages in exc.errors.items():
             for message in messages:
                 self.add(key, message)
+
+
+def _too_long(amount: int, unit: str) -> bool:
+    # Compared in units, not as a timedelta: timedelta(days=2**70) itself overflows.
+    return amount > MAX_DELAY // timedelta(**{unit: 1})
 
 
 def _amount(t: dict, amount_key: str, unit_key: str, errs: _Errors) -> tuple[int, str] | None:
@@ -62,7 +74,7 @@ def _amount(t: dict, amount_key: str, unit_key: str, errs: _Errors) -> tuple[int
     if unit is None:
         errs.add(unit_key, f"must be one of {', '.join(UNITS)}")
         ok = False
-    if ok and timedelta(**{unit: amount}) > MAX_DELAY:  # type: ignore[arg-type]
+    if ok and _too_long(amount, unit):  # type: ignore[arg-type]
         errs.add(amount_key, "is too large (at most 100 years)")
         ok = False
     return (amount, unit) if ok else None  # type: ignore[return-value]
@@ -75,7 +87,10 @@ def _delay_phrase(human: Any, errs: _Errors) -> HumanTiming | None:
         errs.merge(exc)
         return None
     if parsed.kind != "delay":
-        errs.add("human_expression", f"{human!r} is a recurring schedule, not a delay")
+        errs.add("human_expression", f"{describe(human)} is a recurring schedule, not a delay")
+        return None
+    if _too_long(parsed.amount, parsed.unit):  # type: ignore[arg-type]
+        errs.add("human_expression", "is too large (at most 100 years)")
         return None
     return parsed
 
@@ -90,7 +105,10 @@ def _delay(t: dict, out: dict, errs: _Errors) -> None:
         if pair := _amount(t, "delay_amount", "delay_unit", errs):
             out["delay_amount"], out["delay_unit"] = pair
             if parsed and pair != (parsed.amount, parsed.unit):
-                errs.add("human_expression", f"{human!r} disagrees with delay_amount/delay_unit")
+                errs.add(
+                    "human_expression",
+                    f"{describe(human)} disagrees with delay_amount/delay_unit",
+                )
     elif parsed:
         out["delay_amount"], out["delay_unit"] = parsed.amount, parsed.unit
     relative = t.get("relative_to", "enrollment_start")
@@ -117,7 +135,10 @@ def _cron(t: dict, out: dict, errs: _Errors) -> None:
         errs.merge(exc)
         return
     if cron and from_human and cron != from_human:
-        errs.add("human_expression", f"{human!r} disagrees with cron_expression {expr!r}")
+        errs.add(
+            "human_expression",
+            f"{describe(human)} disagrees with cron_expression {describe(expr)}",
+        )
         return
     out["cron_expression"] = cron or from_human
     # Keep what the user wrote when it was not already plain cron.
@@ -130,6 +151,8 @@ def _event(t: dict, out: dict, errs: _Errors) -> None:
     name = t.get("trigger_event")
     if not isinstance(name, str) or not name.strip():
         errs.add("trigger_event", "required: the event key that triggers this step")
+    elif len(name.strip()) > MAX_ID_LENGTH:
+        errs.add("trigger_event", f"is too long (at most {MAX_ID_LENGTH} characters)")
     else:
         out["trigger_event"] = name.strip()
     data = t.get("trigger_data")
@@ -176,12 +199,20 @@ def normalize_timing(timing: dict | None) -> dict:
         return {"type": "immediate"}
     if not isinstance(timing, dict):
         raise ValidationError.single("timing", "must be an object")
+    # NaN, NUL, deep nesting or odd keys would otherwise reach the parsers or PostgreSQL.
+    rest = {k: v for k, v in timing.items() if k not in _OWN_CHECKS}
+    if found := json_problem(rest, max_size=MAX_TIMING_SIZE):
+        path, problem = found
+        # Reported on the timing field at fault (timing.trigger_data), as the shape checks do.
+        top, _, inner = path.partition(".")
+        field = f"timing.{top}" if top else "timing"
+        raise ValidationError.single(field, json_message(field, inner, problem))
     errs = _Errors()
     kind = timing.get("type")
     if kind is None:
         kind = _infer_type(timing, errs)
     elif kind not in TYPES:
-        errs.add("type", f"unknown type {kind!r}: must be one of {', '.join(TYPES)}")
+        errs.add("type", f"unknown type {describe(kind)}: must be one of {', '.join(TYPES)}")
         kind = None
     out: dict[str, Any] = {}
     if kind is not None:
