@@ -85,3 +85,18 @@ def test_single_email_address_returns_the_addr_spec() -> None:
         single_email_address("a@x.com, b@y.com", "to")
     with pytest.raises(PermanentError, match="no recipient"):
         single_email_address(None, "to")
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["u1@x.io", "ann.lee+tag@mail.example.org", "o'brien@x.co.uk", "a_b-c@sub-1.example.com"],
+)
+def test_the_plain_address_fast_path_agrees_with_the_full_parser(address: str) -> None:
+    from email import policy
+
+    from dripdrop.engine.recipients import _PLAIN_ADDRESS, _email_problem
+
+    assert _PLAIN_ADDRESS.fullmatch(address)
+    header = policy.default.header_factory("To", address)
+    assert not header.defects and [a.addr_spec for a in header.addresses] == [address]
+    assert _email_problem(address) == (None, address)
