@@ -128,6 +128,20 @@ def _stop_on_signals(stop: asyncio.Event, enabled: bool = True) -> Iterator[None
                 signal.signal(sig, handler)
 
 
+def _check_run_options(batch_size: int, concurrency: int, lanes: int) -> None:
+    """run_due's options, as ValidationErrors naming them (a claim size reaches SQL)."""
+    from dripdrop.definitions.inputs import check_all, integer
+
+    check_all(
+        {"batch_size": batch_size, "concurrency": concurrency, "lanes": lanes},
+        {
+            "batch_size": integer(1, 10_000),
+            "concurrency": integer(1, 100_000),
+            "lanes": integer(1, 64),
+        },
+    )
+
+
 class _Base:
     _rt: Runtime
 
@@ -227,6 +241,7 @@ class DripDrop(_Base):
     ) -> RunSummary:
         """Process everything due at ``clock()`` (including work that becomes due meanwhile).
         ``lanes`` batches are in flight at once; ``concurrency`` caps deliveries in flight."""
+        _check_run_options(batch_size, concurrency, lanes)
         from dripdrop.worker.db import ThreadDb
         from dripdrop.worker.runner import drain
         from dripdrop.worker.services import Services
@@ -378,6 +393,7 @@ class AsyncDripDrop(_Base):
     ) -> RunSummary:
         """Process everything due at ``clock()`` (including work that becomes due meanwhile).
         ``lanes`` batches are in flight at once; ``concurrency`` caps deliveries in flight."""
+        _check_run_options(batch_size, concurrency, lanes)
         from dripdrop.worker.db import AsyncDb
         from dripdrop.worker.runner import drain
         from dripdrop.worker.services import Services

@@ -400,3 +400,11 @@ def test_deeply_nested_expected_list_does_not_recurse() -> None:
 
 def test_test_http_hook_data_must_be_a_dict(dd, world) -> None:
     assert "test_data" in errors_of(lambda: dd.test_http_hook(world.hook.id, True))
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("batch_size", 2**70), ("batch_size", "500"), ("concurrency", -1), ("lanes", 2**70)],
+)
+def test_run_due_options_are_checked(dd, option: str, value: Any) -> None:
+    assert option in errors_of(lambda: dd.run_due(**{option: value}))
