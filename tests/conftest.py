@@ -3,10 +3,13 @@ per run. Every test that uses ``env`` gets its own schema, dropped afterwards.""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +52,52 @@ def env(database_url: str, clock: FakeClock) -> Iterator[TestEnv]:
 @pytest.fixture
 def dd(env: TestEnv) -> DripDrop:
     return env.dd
+
+
+# Network safety nets shared by the provider tests (tests/net has richer variants of its own).
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every (address, port) a socket connects to; anything but loopback is refused (safety)."""
+    seen: list[tuple[str, int]] = []
+    real = socket.socket.connect
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        if not isinstance(address, tuple):  # a unix socket path
+            seen.append((str(address), 0))
+            raise OSError(f"test safety net: refused connect to {address!r}")
+        seen.append((str(address[0]), int(address[1])))
+        if not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
+            raise OSError(f"test safety net: refused connect to {address!r}")
+        real(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return seen
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[list[str]]]], list[str]]:
+    """``install({name: [answer, answer…]})``: each lookup of a name takes the next answer (the
+    last one repeats), so a second lookup could rebind. Returns the names looked up."""
+    real = socket.getaddrinfo
+
+    def install(answers: dict[str, list[list[str]]]) -> list[str]:
+        lookups: list[str] = []
+
+        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            name = host.decode() if isinstance(host, bytes) else str(host)
+            if name not in answers:
+                return real(host, port, *args, **kwargs)
+            lookups.append(name)
+            pending = answers[name]
+            answer = pending.pop(0) if len(pending) > 1 else pending[0]
+            return [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (ip, port or 0, 0, 0))
+                if ":" in ip
+                else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port or 0))
+                for ip in answer
+            ]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        return lookups
+
+    return install

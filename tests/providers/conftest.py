@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
@@ -54,54 +52,6 @@ async def local_ctx() -> AsyncIterator[DeliveryContext]:
     through ``ctx.http`` but follow its policy (apprise, redis)."""
     async with create_http_client(OutboundPolicy(allowlist=("127.0.0.1/32",), timeout=5.0)) as c:
         yield DeliveryContext(http=c)
-
-
-@pytest.fixture
-def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Every (address, port) a socket connects to; anything but loopback is refused (safety)."""
-    seen: list[tuple[str, int]] = []
-    real = socket.socket.connect
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        if not isinstance(address, tuple):  # a unix socket path
-            seen.append((str(address), 0))
-            raise OSError(f"test safety net: refused connect to {address!r}")
-        seen.append((str(address[0]), int(address[1])))
-        if not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
-            raise OSError(f"test safety net: refused connect to {address!r}")
-        real(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    return seen
-
-
-@pytest.fixture
-def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[list[str]]]], list[str]]:
-    """``install({name: [answer, answer…]})``: each lookup of a name takes the next answer (the
-    last one repeats), so a second lookup could rebind. Returns the names looked up."""
-    real = socket.getaddrinfo
-
-    def install(answers: dict[str, list[list[str]]]) -> list[str]:
-        lookups: list[str] = []
-
-        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            name = host.decode() if isinstance(host, bytes) else str(host)
-            if name not in answers:
-                return real(host, port, *args, **kwargs)
-            lookups.append(name)
-            pending = answers[name]
-            answer = pending.pop(0) if len(pending) > 1 else pending[0]
-            return [
-                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (ip, port or 0, 0, 0))
-                if ":" in ip
-                else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port or 0))
-                for ip in answer
-            ]
-
-        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-        return lookups
-
-    return install
 
 
 @pytest.fixture(scope="session")

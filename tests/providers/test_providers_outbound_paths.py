@@ -1,14 +1,13 @@
 """Apprise URLs and Redis URLs obey the instance's outbound policy, like HTTP (issue 11).
 
 Local servers only: pytest-httpserver on 127.0.0.1 for Apprise's JSON plugin, the Redis on
-127.0.0.1:6379 (tests skip when it is unreachable). A refusal must come before anything is
-sent; ``connects`` records every socket connect and refuses non-loopback ones.
+127.0.0.1:6379. A refusal must come before anything is sent; ``connects`` records every socket
+connect and refuses non-loopback ones.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -134,15 +133,6 @@ def test_apprise_token_hosts_are_not_servers() -> None:
 REDIS_PORT = 6379
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", REDIS_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-needs_redis = pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
 REDIS_MESSAGE = Message("pubsub", "t", {"topic": "dripdrop-guard-test", "event": "e"}, "x", "k")
 
 
@@ -192,7 +182,6 @@ async def test_redis_unix_socket_is_refused_by_default(connects) -> None:
     assert connects == []
 
 
-@needs_redis
 @pytest.mark.parametrize(
     "policy", [LOOPBACK, PRIVATE_OK], ids=["allowlist", "allow_private_network"]
 )
@@ -201,7 +190,6 @@ async def test_redis_allowed_local_server_publishes(policy: Any) -> None:
     assert result.status == "published"
 
 
-@needs_redis
 async def test_redis_name_is_resolved_once_per_connection_and_pinned(fake_dns, connects) -> None:
     # A second lookup would answer a private address (DNS rebinding): redis must not make one.
     lookups = fake_dns({"redis.test": [["127.0.0.1"], ["10.0.0.5"]]})
@@ -221,7 +209,6 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-@needs_redis
 async def test_rediss_is_verified_against_the_url_hostname(fake_dns, tls_files: Path) -> None:
     """A TLS front for the local Redis whose certificate names only ``redis.test``: the guard
     connects to the vetted IP, and TLS still checks the certificate against the name."""

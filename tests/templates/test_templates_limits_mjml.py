@@ -15,8 +15,6 @@ import pytest
 from dripdrop.errors import PermanentError, ValidationError
 from dripdrop.templates import compile_mjml, render_config, validate_config_templates
 
-pytest.importorskip("mrml")
-
 
 def nested(depth: int, tag: str = "mj-wrapper") -> str:
     return f"<{tag}>" * depth + f"</{tag}>" * depth
