@@ -100,3 +100,20 @@ def test_hung_python_hooks_do_not_starve_the_worker(env) -> None:
         for r in sql(dd, "SELECT error_message FROM {s}.step_executions WHERE state = 'failed'")
     }
     assert all("took longer" in e for e in errors), errors
+
+
+def test_a_delivery_that_never_returns_is_retried_not_waited_for(dd) -> None:
+    """A provider that hangs cannot hold its lane (and keep renewing its lease) forever: past
+    ``execution_timeout`` the execution is retried later, like any timeout."""
+    dd.runtime.execution_timeout = 0.3
+    sequence(dd, "h", provider="slownet", adapter_config={"delay": 30.0})
+    dd.enroll("h", {"type": "User", "id": 1}, data={"email": "a@x.io"})
+    started = time.monotonic()
+    summary = dd.run_due()
+    assert time.monotonic() - started < 5
+    assert summary.retried == 1 and outbox() == []
+    [row] = sql(
+        dd, "SELECT state, retry_count, error_message, lease_token FROM {s}.step_executions"
+    )
+    assert (row.state, row.retry_count, row.lease_token) == ("scheduled", 1, None)
+    assert "took longer than 0.3 s" in row.error_message
