@@ -323,10 +323,9 @@ class Recorded:
         self.waiting: list[Outcome] = []
 
 
-def lock_enrollments(conn: Connection, schema: str, outcomes: list[Outcome]) -> set[str]:
-    """Lock the outcomes' enrollments (id order, SKIP LOCKED); the ids (text) now held."""
-    ids = ",".join({o.job.enrollment.id_text for o in outcomes})
-    return {r[0] for r in _fetch(conn, LOCK_ENROLLMENTS, schema, {"ids": ids})}
+def lock_enrollments(conn: Connection, schema: str, ids: set[str]) -> set[str]:
+    """Lock these enrollments (id order, SKIP LOCKED); the ids (text) now held."""
+    return {r[0] for r in _fetch(conn, LOCK_ENROLLMENTS, schema, {"ids": ",".join(ids)})}
 
 
 def record_outcomes(
@@ -348,8 +347,9 @@ def record_outcomes(
         return recorded
     if async_commit:
         _commit_mode(conn, durable=rt.durable_outcomes)
-    held = lock_enrollments(conn, rt.schema, outcomes)
-    if len(held) < len({o.job.enrollment.id_text for o in outcomes}):
+    wanted = {o.job.enrollment.id_text for o in outcomes}
+    held = lock_enrollments(conn, rt.schema, wanted)
+    if len(held) < len(wanted):
         recorded.waiting = [o for o in outcomes if o.job.enrollment.id_text not in held]
         outcomes = [o for o in outcomes if o.job.enrollment.id_text in held]
         if not outcomes:

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dripdrop.engine.process import Job, Outcome, released_outcome, run_job, run_job_within
@@ -59,10 +59,11 @@ def _summary(counts: Counter[str]) -> RunSummary:
     )
 
 
-def _by_claim(outcomes: list[Outcome]) -> dict[uuid.UUID, list[str]]:
+def _by_claim(jobs: Iterable[Job]) -> dict[uuid.UUID, list[str]]:
+    """Execution ids (text) by the claim (lease token) they belong to."""
     claims: dict[uuid.UUID, list[str]] = {}
-    for o in outcomes:
-        claims.setdefault(o.job.token, []).append(o.job.execution.id_text)
+    for job in jobs:
+        claims.setdefault(job.token, []).append(job.execution.id_text)
     return claims
 
 
@@ -230,7 +231,7 @@ class Lane:
             await self._record(claim=False)
 
     async def _release(self, outcomes: list[Outcome]) -> None:
-        for token, ids in _by_claim(outcomes).items():
+        for token, ids in _by_claim(o.job for o in outcomes).items():
             try:
                 await self._db(release_jobs, token, ids)
             except Exception as exc:  # their leases run out instead
@@ -240,16 +241,13 @@ class Lane:
         """Renew the leases of executions in flight (and finished ones not yet written)."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            claims = _by_claim([*self._running_outcomes(), *self.unrecorded])
+            claims = _by_claim([*self.running.values(), *(o.job for o in self.unrecorded)])
             if not claims:
                 continue
             try:
                 await self.db.run(renew_leases, claims, self.lease_seconds)
             except Exception as exc:  # a later beat may get through; else the lease runs out
                 log.warning("renewing leases failed: %s", exc)
-
-    def _running_outcomes(self) -> list[Outcome]:
-        return [released_outcome(job) for job in self.running.values()]
 
     def _count(self, outcomes: list[Outcome], recorded: Recorded) -> None:
         written = recorded.written
