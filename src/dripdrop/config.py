@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -52,8 +53,28 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("dripdrop", appauthor=False))
 
 
+def masked_url(url: str | None) -> str | None:
+    """A database URL fit to print: its password replaced by ``***`` (all of it, when it cannot
+    be parsed or carries a password in its query)."""
+    if not url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # unparseable: it may still hold a password somewhere
+        return "***"
+    if any("pass" in key.lower() for key in parsed.query):
+        return "***"
+    return parsed.render_as_string(hide_password=True)
+
+
 class Settings(BaseSettings):
-    """Environment configuration. Explicit ``DripDrop(...)`` arguments win over these."""
+    """Environment configuration. Explicit ``DripDrop(...)`` arguments win over these.
+
+    ``repr`` and ``str`` never show the encryption key nor the database password; the values
+    themselves (attributes, ``model_dump()``) stay as given, for the code that needs them.
+    """
 
     model_config = SettingsConfigDict(env_prefix="DRIPDROP_", extra="ignore")
 
@@ -65,6 +86,14 @@ class Settings(BaseSettings):
 
     def data_home(self) -> Path:
         return (self.home or default_home()).expanduser()
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name == "database_url":
+                value = masked_url(value)
+            elif name == "encryption_key" and value is not None:
+                value = "***"
+            yield name, value
 
 
 def aware(dt: datetime) -> datetime:

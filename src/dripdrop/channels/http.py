@@ -1,23 +1,26 @@
 """Shared HTTP plumbing for the HTTP providers.
 
 Every provider sends through :func:`send` (the delivery context's shared, guarded client), reads
-answers with :func:`parse_body` and turns failures into errors with :func:`error_for`. All three
-take the adapter's secrets so tokens that travel in URLs (Telegram, chat webhooks) or echo back in
-bodies never reach an error message or a delivery log.
+answers with :func:`parse_body` and turns failures into errors with :func:`error_for`. They take
+the adapter's :class:`~dripdrop.channels.secrets.Secrets` (``Secrets.of(adapter)``): :func:`send`
+adds the request's ``Authorization`` header to them and hands back the answer already scrubbed,
+so a token echoed in any form (raw, base64 of a Basic pair, percent-encoded) reaches neither the
+stored response, nor an error message, nor a log — and is scrubbed before any excerpt is cut.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
+from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
 from dripdrop.channels.base import DeliveryContext, Fields
+from dripdrop.channels.secrets import Secrets
 from dripdrop.errors import (
     ConfigurationError,
     DeliveryError,
@@ -25,65 +28,44 @@ from dripdrop.errors import (
     PermanentError,
     TransientError,
 )
+from dripdrop.net.policy import MAX_TIMEOUT_MS
 
 __all__ = [
     "Secrets",
+    "TimeoutMs",
     "basic_auth",
     "error_for",
     "load",
     "parse_body",
     "rebase",
     "retry_after",
+    "scrub_response",
     "send",
     "url_join",
 ]
 
-REDACTED = "***"
 F = TypeVar("F", bound=Fields)
 
-
-class Secrets:
-    """Values that must never appear in error text: credential values and secret URLs.
-
-    A secret URL is also registered without its scheme and host, since errors often quote only
-    the path (where Slack, Discord and Telegram keep their tokens).
-    """
-
-    def __init__(self, values: Iterable[Any] = ()) -> None:
-        self._values: set[str] = set()
-        for value in values:
-            self.add(value)
-
-    def add(self, value: Any) -> None:
-        if isinstance(value, dict):
-            for item in value.values():
-                self.add(item)
-        elif isinstance(value, str) and len(value) >= 4:  # tiny values would mangle every text
-            self._values.add(value)
-            parts = urlsplit(value)
-            if parts.scheme in ("http", "https") and len(parts.path) > 1:
-                self._values.add(urlunsplit(("", "", parts.path, parts.query, "")))
-
-    def scrub(self, obj: Any) -> Any:
-        """A copy of ``obj`` (str, dict, list) with every secret replaced by ``***``."""
-        if isinstance(obj, str):
-            # Longest first, so a URL is replaced whole before its path is.
-            for value in sorted(self._values, key=len, reverse=True):
-                obj = obj.replace(value, REDACTED)
-            return obj
-        if isinstance(obj, dict):
-            return {k: self.scrub(v) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [self.scrub(v) for v in obj]
-        return obj
+#: A per-request timeout in milliseconds, as adapters' ``config.timeout_ms`` declare it: the
+#: guard honours it up to :data:`~dripdrop.net.policy.MAX_TIMEOUT_MS`, so validation refuses more.
+TimeoutMs = Annotated[int, Field(gt=0, le=MAX_TIMEOUT_MS)]
 
 
 def load(model: type[F], data: dict[str, Any] | None, where: str) -> F:
-    """Parse an adapter's credentials or config; a PermanentError naming fields (never values)."""
+    """Parse an adapter's credentials or config; a PermanentError naming fields (never values).
+
+    No stored credentials at all (NULL or ``{}``, e.g. written by hand in SQL) is said so: the
+    delivery fails before any request, never goes out unauthenticated.
+    """
     try:
         return model.model_validate(data or {})
     except PydanticValidationError as exc:
         names = ", ".join(".".join(str(p) for p in e["loc"]) or where for e in exc.errors())
+        if not data and where == "credentials":
+            raise PermanentError(
+                f"adapter credentials missing: {names} (the adapter has no stored credentials; "
+                "store them again)"
+            ) from None
         raise PermanentError(f"adapter {where} invalid or missing: {names}") from None
 
 
@@ -132,14 +114,64 @@ def _rebuild(
     wait: float | None = None,
 ) -> DeliveryError:
     message = f"{label}: {detail}" if detail else f"{label}: {err}"
-    response = secrets.scrub(err.response)
     kind_transient = isinstance(err, TransientError) if transient is None else transient
     if kind_transient:
         hint = wait if wait is not None else getattr(err, "retry_after", None)
-        return TransientError(
-            secrets.scrub(message), retry_after=hint, response=response, status=err.status
+        rebuilt: DeliveryError = TransientError(
+            message, retry_after=hint, response=err.response, status=err.status
         )
-    return PermanentError(secrets.scrub(message), response=response, status=err.status)
+    else:
+        rebuilt = PermanentError(message, response=err.response, status=err.status)
+    return secrets.scrub_error(rebuilt)
+
+
+def scrub_response(response: httpx2.Response, secrets: Secrets) -> httpx2.Response:
+    """``response`` with every secret form replaced in its body and headers (itself when none
+    occurs), so whatever reads it next — JSON parsing, excerpts, error texts — never sees one."""
+    if not secrets:
+        return response
+    text = response.text
+    clean = secrets.scrub(text)
+    items = response.headers.multi_items()
+    if clean == text and all(secrets.scrub(value) == value for _, value in items):
+        return response
+    # The body is decoded already: drop the headers that described the wire form.
+    headers = [
+        (name, secrets.scrub(value))
+        for name, value in items
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    try:
+        request: httpx2.Request | None = response.request
+    except RuntimeError:  # an answer built by hand (tests) has none
+        request = None
+    encoding = response.encoding or "utf-8"
+    scrubbed = httpx2.Response(
+        response.status_code,
+        headers=headers,
+        content=clean.encode(encoding, errors="replace"),
+        request=request,
+        extensions=response.extensions,
+        history=response.history,
+    )
+    scrubbed.encoding = encoding
+    return scrubbed
+
+
+def _timeout(timeout_ms: Any) -> float | None:
+    """Seconds from a step's or adapter's ``timeout_ms``; above the maximum is refused, since
+    the guard would not wait that long."""
+    if timeout_ms in (None, "", 0):
+        return None
+    try:
+        value = float(timeout_ms)
+    except (TypeError, ValueError):
+        raise PermanentError(
+            f"timeout_ms must be a number of milliseconds: {timeout_ms!r}"
+        ) from None
+    if not 0 < value <= MAX_TIMEOUT_MS:
+        raise PermanentError(f"timeout_ms must be from 1 to {MAX_TIMEOUT_MS}, not {timeout_ms}")
+    return value / 1000
 
 
 async def send(
@@ -149,30 +181,38 @@ async def send(
     *,
     secrets: Secrets,
     label: str,
-    timeout_ms: float | None = None,
+    timeout_ms: Any = None,
     **kwargs: Any,
 ) -> httpx2.Response:
-    """One request through ``ctx.http``; transport failures become classified, scrubbed errors.
+    """One request through ``ctx.http``; the answer comes back scrubbed of ``secrets``, and
+    transport failures become classified, scrubbed errors.
 
-    ``timeout_ms`` overrides the client's timeout for this request only.
+    The request's ``Authorization`` header joins ``secrets`` first, in every encoding.
+    ``timeout_ms`` overrides the client's timeout for this request only (up to
+    :data:`~dripdrop.net.policy.MAX_TIMEOUT_MS`).
     """
     client = ctx.http
     if client is None:
         raise ConfigurationError("the delivery context has no HTTP client (ctx.http)")
-    if timeout_ms:
-        kwargs["timeout"] = float(timeout_ms) / 1000
+    for name, value in (kwargs.get("headers") or {}).items():
+        secrets.add_header(name, value)
+    timeout = _timeout(timeout_ms)
+    if timeout is not None:
+        kwargs["timeout"] = timeout
     from dripdrop.net import GuardedClient, guarded_request
 
     try:
         if isinstance(client, GuardedClient):
             # The worker's client: re-vetted redirects, capped body, overall deadline.
-            return await guarded_request(client, method, url, **kwargs)
-        return await client.request(method, url, **kwargs)
+            response = await guarded_request(client, method, url, **kwargs)
+        else:
+            response = await client.request(method, url, **kwargs)
     except (httpx2.HTTPError, httpx2.InvalidURL, DeliveryError, OutboundBlocked, OSError) as exc:
         # The guard's OutboundBlocked is permanent; network failures and timeouts transient.
         err = _classifiers()[0](exc)
         # No chaining: the original exception may quote the URL, and with it a token.
         raise _rebuild(err, secrets, label, None) from None
+    return scrub_response(response, secrets)
 
 
 def parse_body(response: httpx2.Response) -> Any:
@@ -200,8 +240,10 @@ def error_for(
     """The error for a failed answer, classified by status unless ``transient`` overrides it.
 
     ``detail`` (the provider's own error text) replaces the generic message; ``wait`` replaces
-    the Retry-After hint (Telegram and Discord say it in the body).
+    the Retry-After hint (Telegram and Discord say it in the body). The answer is scrubbed
+    before it is classified, so no excerpt can cut a secret in half.
     """
+    response = scrub_response(response, secrets)
     status = response.status_code
     if 200 <= status < 300:
         # A 2xx that the provider's body marks as failed (Slack ok:false, Vonage status).

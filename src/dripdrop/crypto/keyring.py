@@ -6,7 +6,9 @@ A ciphertext ("blob") is laid out as::
 
 The key id is the first 8 bytes of SHA-256 of the key, so each blob names the key that made it and
 rotation (``dripdrop rotate-key``) can tell which rows still need re-encrypting. The header is
-authenticated together with the caller's ``aad``, which binds a blob to its row.
+authenticated together with the caller's ``aad``, which binds a blob to its row — not to a
+version of it: an older blob of the same row, written back, still decrypts (see
+docs/security.md, "What encryption does not protect against").
 """
 
 from __future__ import annotations
@@ -72,12 +74,12 @@ def _parse_key(key: str | bytes, position: int) -> bytes:
     except (binascii.Error, ValueError):
         # `from None`: the underlying error could echo part of the key.
         raise ConfigurationError(
-            f"{where} is not valid base64; generate one with `dripdrop generate-key`"
+            f"{where} is not valid base64; generate one with `dripdrop gen-key`"
         ) from None
     if len(decoded) != KEY_SIZE:
         raise ConfigurationError(
             f"{where} decodes to {len(decoded)} bytes; AES-256 needs {KEY_SIZE} "
-            "(generate one with `dripdrop generate-key`)"
+            "(generate one with `dripdrop gen-key`)"
         )
     return decoded
 
@@ -99,7 +101,7 @@ class KeyRing:
         if not ciphers:
             raise ConfigurationError(
                 f"no encryption key configured: set {ENV_VAR} "
-                "(generate one with `dripdrop generate-key`)"
+                "(generate one with `dripdrop gen-key`)"
             )
         self._ciphers = ciphers
         self._newest = next(iter(ciphers))

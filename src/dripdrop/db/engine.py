@@ -28,7 +28,11 @@ def schema_options(schema: str) -> dict[str, Any]:
 
 
 def make_engine(url: str, schema: str, **kwargs: Any) -> Engine:
-    """A sync engine whose unqualified tables resolve to ``schema``."""
+    """A sync engine whose unqualified tables resolve to ``schema``.
+
+    Statement parameters (rendered content, recipients, enrollment data) are never put into
+    error messages, so a logged database error carries the SQL but no value."""
+    kwargs.setdefault("hide_parameters", True)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("json_deserializer", orjson.loads)  # jsonb columns parse on every claim
     kwargs.setdefault("pool_size", 5)
@@ -56,7 +60,8 @@ def commits_async(conn: Connection) -> bool:
 
 
 def make_async_engine(url: str, schema: str, **kwargs: Any) -> AsyncEngine:
-    """The asyncio counterpart of :func:`make_engine`."""
+    """The asyncio counterpart of :func:`make_engine` (parameters hidden from errors too)."""
+    kwargs.setdefault("hide_parameters", True)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("json_deserializer", orjson.loads)
     engine = create_async_engine(normalize_url(url, is_async=True), **kwargs)

@@ -20,6 +20,7 @@ from dripdrop.definitions.inputs import (
 from dripdrop.definitions.secrets import seal, unseal
 from dripdrop.definitions.steps import check_templates
 from dripdrop.errors import ValidationError
+from dripdrop.net.policy import MAX_TIMEOUT_MS
 from dripdrop.records import HttpHook, from_row
 from dripdrop.runtime import Runtime
 
@@ -82,8 +83,12 @@ def validate_hook(values: dict[str, Any]) -> None:
     if values.get("response_type", "json") not in RESPONSE_TYPES:
         errors["response_type"] = [f"must be one of {', '.join(RESPONSE_TYPES)}"]
     timeout = values.get("timeout_ms", 5000)
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 120_000:
-        errors["timeout_ms"] = ["must be an integer from 1 to 120000"]
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int)
+        or not 1 <= timeout <= MAX_TIMEOUT_MS
+    ):
+        errors["timeout_ms"] = [f"must be an integer from 1 to {MAX_TIMEOUT_MS}"]
     retries = values.get("retry_count", 2)
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
         errors["retry_count"] = ["must be an integer from 0 to 10"]

@@ -1,13 +1,21 @@
-"""``dripdrop rotate-key``: re-encrypt secrets with the newest key, in resumable batches."""
+"""``dripdrop rotate-key``: re-encrypt secrets with the newest key, in resumable batches.
+
+A row that cannot be decrypted (its key left the ring, or it was tampered with or copied from
+another row) does not stop the run: the others are rotated, and the bad ones are reported by
+table and id, so an operator can put the old key back or set those credentials again.
+"""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
 
 from dripdrop.db import models as m
 from dripdrop.definitions.secrets import aad
+from dripdrop.errors import CryptoError
 
 # (table, encrypted column) pairs that hold secrets.
 SECRET_COLUMNS = (
@@ -16,11 +24,33 @@ SECRET_COLUMNS = (
 )
 
 
-def rotate_all(rt: Any, *, batch_size: int = 500) -> dict[str, int]:
+@dataclass(frozen=True)
+class Unrotated:
+    """A row left as it was: where it is and why (the CryptoError's text, never a value)."""
+
+    table: str
+    id: uuid.UUID
+    reason: str
+
+
+@dataclass
+class Rotation:
+    """What a run did: rows re-encrypted per table, and the rows it could not decrypt."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    failed: list[Unrotated] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def rotate_all(rt: Any, *, batch_size: int = 500) -> Rotation:
     """Re-encrypt every secret not yet under the newest key. Each batch commits on its own, so an
-    interrupted run resumes where it stopped (rows already rotated are skipped)."""
+    interrupted run resumes where it stopped (rows already rotated are skipped). Rows that cannot
+    be decrypted are skipped and listed in the result."""
     ring = rt.keyring
-    counts: dict[str, int] = {}
+    result = Rotation()
     for table, column in SECRET_COLUMNS:
         col = table.c[column]
         done = 0
@@ -35,15 +65,20 @@ def rotate_all(rt: Any, *, batch_size: int = 500) -> dict[str, int]:
                     break
                 for row in rows:
                     blob = bytes(row[1])
-                    if ring.needs_rotation(blob):
-                        where = aad(table.name, column, row.id)
+                    where = aad(table.name, column, row.id)
+                    try:
+                        if not ring.needs_rotation(blob):
+                            continue
                         plain = ring.decrypt(blob, aad=where)
-                        conn.execute(
-                            update(table)
-                            .where(table.c.id == row.id)
-                            .values({column: ring.encrypt(plain, aad=where)})
-                        )
-                        done += 1
+                    except CryptoError as exc:
+                        result.failed.append(Unrotated(table.name, row.id, str(exc)))
+                        continue
+                    conn.execute(
+                        update(table)
+                        .where(table.c.id == row.id)
+                        .values({column: ring.encrypt(plain, aad=where)})
+                    )
+                    done += 1
                 last_id = rows[-1].id
-        counts[table.name] = done
-    return counts
+        result.counts[table.name] = done
+    return result

@@ -23,12 +23,13 @@ from typing import Any
 
 from sqlalchemy import update
 
+from dripdrop.channels.http import Secrets, scrub_response
 from dripdrop.db import models as m
 from dripdrop.errors import DripDropError, PermanentError, TransientError
 from dripdrop.hooks.extract import extract, raw_excerpt
 from dripdrop.net import classify_http_error, create_http_client, guarded_request
 from dripdrop.records import HookTestResult
-from dripdrop.templates import render_string
+from dripdrop.templates import referenced_names, render_string
 
 H = m.HttpHook.__table__
 BACKOFF_BASE = 0.2  # seconds; doubled per attempt
@@ -79,17 +80,8 @@ def _auth_headers(auth_type: str, auth: Mapping[str, Any]) -> tuple[dict[str, st
 
 
 def _redact(value: Any, secrets: list[str]) -> Any:
-    """``value`` with every secret string masked (strings, and inside dicts and lists)."""
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret:
-                value = value.replace(secret, "***")
-        return value
-    if isinstance(value, dict):
-        return {k: _redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v, secrets) for v in value]
-    return value
+    """``value`` with every secret masked, in every encoding (strings, dicts and lists)."""
+    return Secrets(secrets).scrub(value)
 
 
 def _render(source: str, context: Mapping[str, Any], key: str, field: str) -> str:
@@ -169,7 +161,8 @@ async def call_http_hook(
     started = time.perf_counter()
     for attempt in range(attempts):
         try:
-            response = await guarded_request(client, **request)
+            # Scrubbed before anything reads it: error excerpts must not cut a secret in half.
+            response = scrub_response(await guarded_request(client, **request), Secrets(secrets))
             if response.is_success:
                 break
             error: DripDropError = classify_http_error(response)
@@ -199,6 +192,13 @@ def load_hook_row(rt: Any, hook_id: Any) -> Any:
         return get_row(conn, H, hook_id, "HTTP hook")
 
 
+def template_names(hook: Any) -> set[str]:
+    """The top-level variables the hook's url, header values and body template read."""
+    sources = {"url": hook.url, "body": hook.body_template or ""}
+    sources.update({f"header {n}": str(v) for n, v in (hook.headers or {}).items()})
+    return referenced_names(sources)
+
+
 def store_test_result(rt: Any, hook_id: Any, result: HookTestResult) -> None:
     """Record a test call on the hook: ``last_test_at`` and ``last_test_result``."""
     stored = {
@@ -207,6 +207,7 @@ def store_test_result(rt: Any, hook_id: Any, result: HookTestResult) -> None:
         "value": result.value,
         "error": result.error,
         "latency_ms": result.latency_ms,
+        "missing": list(result.missing),
     }
     with rt.engine.begin() as conn:
         stmt = update(H).where(H.c.id == hook_id)
@@ -227,16 +228,21 @@ async def test_http_hook(
     data = check_json(test_data, "test_data") or {}
     row = await asyncio.to_thread(load_hook_row, rt, hook_id)
     context = {**data, "data": data.get("data", data)}
+    missing = tuple(sorted(template_names(row) - context.keys()))
     own = client is None
     if own:
         client = create_http_client(rt.policy)
     started = time.perf_counter()
     try:
         call = await call_http_hook(rt, row, context, client)
-        result = HookTestResult(True, call.value, call.status, None, call.latency_ms)
+        result = HookTestResult(True, call.value, call.status, None, call.latency_ms, missing)
     except DripDropError as exc:
         elapsed = round((time.perf_counter() - started) * 1000, 3)
-        result = HookTestResult(False, None, getattr(exc, "status", None), str(exc), elapsed)
+        status = getattr(exc, "status", None)
+        error = str(exc)
+        if missing:
+            error += f" (test_data lacked {', '.join(missing)}, which rendered empty)"
+        result = HookTestResult(False, None, status, error, elapsed, missing)
     finally:
         if own:
             await client.aclose()

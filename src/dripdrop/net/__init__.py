@@ -20,7 +20,8 @@ What the guard does (the SSRF defence):
   using the hostname, so HTTPS stays fully verified; ``verify=False`` is refused.
 * Redirects are followed by :func:`guarded_request`, re-vetting each hop, at most
   ``policy.max_redirects`` times; bodies are capped at ``policy.max_response_bytes`` while
-  streaming; the whole call is bounded by ``policy.timeout``.
+  streaming; the whole call is bounded by the request's own timeout (at most
+  ``MAX_TIMEOUT_MS``) or else ``policy.timeout``.
 * ``allow_private_network`` lifts the private-range refusals (not cloud metadata, in any IPv6
   encoding of it); ``allowlist`` names hosts or CIDRs that always pass.
 

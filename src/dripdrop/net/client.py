@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 
 from dripdrop.errors import ConfigurationError, PermanentError
-from dripdrop.net.policy import OutboundPolicy
+from dripdrop.net.policy import MAX_TIMEOUT_MS, OutboundPolicy
 from dripdrop.net.transport import GuardedTransport, response_too_large
 
 # Options that would route requests around the guarded transport.
@@ -72,7 +72,9 @@ async def guarded_request(
     at most ``policy.max_redirects`` redirects are followed (then :class:`PermanentError`
     "too many redirects"); the decoded body is capped at ``policy.max_response_bytes``
     (:class:`PermanentError` "response too large"); the whole call, redirects included, must
-    finish within ``policy.timeout`` seconds (``httpx2.TimeoutException`` otherwise).
+    finish within the request's own ``timeout`` when it names one (at most
+    ``MAX_TIMEOUT_MS``), else ``policy.timeout`` seconds (``httpx2.TimeoutException``
+    otherwise).
     Non-2xx responses are returned, not raised: pass them to ``classify_http_error``.
     ``kwargs`` are those of ``httpx2.AsyncClient.build_request`` (``json``, ``content``,
     ``headers``, ``params``, ``timeout``…).
@@ -80,14 +82,26 @@ async def guarded_request(
     if not isinstance(client, GuardedClient):
         raise ConfigurationError("guarded_request needs a client from create_http_client")
     policy = client.policy
+    deadline = _deadline(kwargs.get("timeout"), policy)
     request = client.build_request(method, url, **kwargs)
     try:
-        async with asyncio.timeout(policy.timeout):
+        async with asyncio.timeout(deadline):
             return await _send(client, request, policy, follow_redirects)
     except TimeoutError as exc:
         raise httpx2.ReadTimeout(
-            f"request to {request.url.host} exceeded {policy.timeout}s", request=request
+            f"request to {request.url.host} exceeded {deadline}s", request=request
         ) from exc
+
+
+def _deadline(timeout: Any, policy: OutboundPolicy) -> float:
+    """Seconds the whole call may take: the request's own timeout (a number, or the longest
+    phase of an ``httpx2.Timeout``) up to MAX_TIMEOUT_MS, else the policy's default."""
+    if isinstance(timeout, httpx2.Timeout):
+        phases = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
+        timeout = max(phases) if phases else None
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
+        return min(float(timeout), MAX_TIMEOUT_MS / 1000)
+    return policy.timeout
 
 
 async def _send(

@@ -9,6 +9,12 @@ from dripdrop.errors import ValidationError
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+#: The longest timeout one outbound request may ask for, in milliseconds: an adapter's or a
+#: webhook step's ``timeout_ms`` and an HTTP hook's ``timeout_ms``. Validation refuses more and
+#: the guard honours any value up to it (``OutboundPolicy.timeout`` is only the default for
+#: requests that name none). Kept well below the worker's execution timeout (300 s).
+MAX_TIMEOUT_MS = 120_000
+
 
 @dataclass(frozen=True)
 class OutboundPolicy:
@@ -20,6 +26,9 @@ class OutboundPolicy:
     subdomain) or IP addresses/CIDRs (``"127.0.0.1/32"``, ``"10.0.0.0/8"``) that are always
     allowed; a metadata address passes only when an address/CIDR entry covers it, never
     through an allowlisted hostname.
+
+    ``timeout`` (seconds) bounds a whole request, redirects included, unless the request names
+    its own timeout: that one wins, up to :data:`MAX_TIMEOUT_MS`.
     """
 
     allow_private_network: bool = False

@@ -1,12 +1,17 @@
 """Outcome values made storable: whatever a provider answered or a hook returned, the row that
-records it can always be written.
+records it can always be written, and never more than a documented size.
 
 PostgreSQL refuses NUL characters in text and JSON, JSON refuses lone surrogates, orjson refuses
 integers beyond 64 bits, and a multi-megabyte answer would bloat the log. One such value used to
 make the statement that records a whole batch fail, so every message of the batch went out again
 after its lease. Here each batch row is serialised on its own: the common row costs one orjson
-call; a row that fails or is too large is cleaned (NUL → U+FFFD, lone surrogates → U+FFFD, big
-integers and non-JSON values → text, deep nesting cut) and its large fields are capped.
+call; a row that fails or is larger than MAX_JSON is cleaned (NUL → U+FFFD, lone surrogates →
+U+FFFD, big integers and non-JSON values → text, deep nesting cut) and capped: an execution's
+``payload`` and ``response`` keep at most MAX_JSON (64 KiB) of JSON each — a larger one is stored
+as ``{"truncated": true, "bytes": n, "preview": "<first 2,000 characters>"}`` — and its
+``error_message`` and ``recipient`` at most MAX_TEXT characters. Secrets are scrubbed from
+answers and errors before they get here (:mod:`dripdrop.channels.secrets`), so no cut can leave
+half a token behind.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from typing import Any
 
 import orjson
 
-# Caps on what one execution row keeps. A row larger than MAX_ROW has its text fields cut to
-# MAX_TEXT characters and its payload and response to MAX_JSON bytes of JSON.
+# Caps on what one execution row keeps: its text fields at most MAX_TEXT characters, its payload
+# and response at most MAX_JSON bytes of JSON each. A row whose whole JSON fits in MAX_JSON cannot
+# exceed either, so only larger rows pay for the field-by-field check.
 MAX_TEXT = 4000  # error_message, recipient
 MAX_JSON = 64 * 1024  # payload, response
-MAX_ROW = 2 * MAX_JSON + 4 * MAX_TEXT + 1024
 MAX_DEPTH = 32
 _PREVIEW = 2000
 
@@ -75,10 +80,14 @@ def capped_json(value: Any) -> Any:
     return {"truncated": True, "bytes": len(data), "preview": text[:_PREVIEW]}
 
 
-def _fits(data: bytes) -> bool:
+def _fits(row: dict[str, Any], data: bytes) -> bool:
     # The escape may be a false alarm (an escaped backslash before "u0000"): that row is only
     # cleaned for nothing.
-    return len(data) <= MAX_ROW and b"\\u0000" not in data
+    return (
+        len(data) <= MAX_JSON
+        and b"\\u0000" not in data
+        and all(len(v) <= MAX_TEXT for v in row.values() if isinstance(v, str))
+    )
 
 
 def clean_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +107,7 @@ def dump_row(row: dict[str, Any]) -> bytes:
     """One batch row as JSON, cleaned first only when it needs to be."""
     try:
         data = orjson.dumps(row, default=_default, option=_OPTIONS)
-        if _fits(data):
+        if _fits(row, data):
             return data
     except (TypeError, orjson.JSONEncodeError):
         pass

@@ -21,6 +21,7 @@ from dripdrop.channels.emailfmt import (
     make_message_id,
     unsubscribe_headers,
 )
+from dripdrop.channels.http import TimeoutMs
 from dripdrop.errors import PermanentError
 
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 field name: printable ASCII but ':'
@@ -40,8 +41,8 @@ _RESERVED = frozenset(
 )
 
 
-class EmailConfig(Fields):
-    """Config every HTTP email provider accepts (plus its own ``base_url``)."""
+class EmailDefaults(Fields):
+    """The defaults of an email adapter for fields its steps leave out (every email provider)."""
 
     # ``from`` is a keyword: keep the field's wire name when validated and dumped.
     model_config = ConfigDict(
@@ -51,7 +52,12 @@ class EmailConfig(Fields):
     reply_to: str | None = None
     unsubscribe_url: str | None = None
     unsubscribe_mailto: str | None = None
-    timeout_ms: int | None = Field(default=None, gt=0)
+
+
+class EmailConfig(EmailDefaults):
+    """Config every HTTP email provider accepts (plus its own ``base_url``)."""
+
+    timeout_ms: TimeoutMs | None = None
 
 
 @dataclass

@@ -118,6 +118,11 @@ def _excerpt(value: Any, limit: int = 160) -> Any:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+class _DevCredentials(Fields):
+    # Stand-ins for any real provider (tests put a real provider's credentials here).
+    open_keys = True
+
+
 class _DevConfig(Fields):
     fail: str | None = None
     stream: str | None = None
@@ -128,7 +133,7 @@ for _channel in CHANNELS:
         ProviderSpec(
             _channel,
             "memory",
-            Fields,
+            _DevCredentials,
             _DevConfig,
             MemoryProvider,
             "Keeps deliveries in process (tests)",
@@ -139,7 +144,7 @@ for _channel in CHANNELS:
         ProviderSpec(
             _channel,
             "console",
-            Fields,
+            _DevCredentials,
             _DevConfig,
             ConsoleProvider,
             "Prints deliveries (development)",

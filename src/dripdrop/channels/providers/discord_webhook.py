@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-
 from dripdrop.channels.base import (
     AdapterInfo,
     DeliveryContext,
@@ -20,6 +18,7 @@ from dripdrop.channels.base import (
 )
 from dripdrop.channels.http import (
     Secrets,
+    TimeoutMs,
     error_for,
     load,
     parse_body,
@@ -40,7 +39,7 @@ class DiscordConfig(Fields):
     avatar_url: str | None = None
     # Replaces the webhook URL's scheme and host (proxies, tests); the path is kept.
     base_url: str | None = None
-    timeout_ms: int | None = Field(default=None, gt=0)
+    timeout_ms: TimeoutMs | None = None
 
 
 def payload(message: Message, config: DiscordConfig) -> dict[str, Any]:
@@ -70,7 +69,7 @@ class DiscordProvider:
         """Execute the webhook; raise Transient/PermanentError on failure (URL never shown)."""
         creds = load(DiscordCredentials, adapter.credentials, "credentials")
         config = load(DiscordConfig, adapter.config, "config")
-        secrets = Secrets([creds.webhook_url])
+        secrets = Secrets.of(adapter)
         response = await send(
             ctx,
             "POST",

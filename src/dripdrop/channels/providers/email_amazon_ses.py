@@ -23,6 +23,7 @@ from dripdrop.channels.base import (
     ProviderSpec,
 )
 from dripdrop.channels.emailfmt import build_mime
+from dripdrop.channels.http import Secrets, load, scrub_response
 from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
 from dripdrop.net import response_summary
@@ -52,8 +53,9 @@ class AmazonSesProvider:
         self, message: Message, adapter: AdapterInfo, ctx: DeliveryContext
     ) -> DeliveryResult:
         """Build the MIME message, send it raw, and return SES's MessageId."""
-        config = SesConfig.model_validate(adapter.config)
-        creds = AwsCredentials.model_validate(adapter.credentials).model_dump()
+        config = load(SesConfig, adapter.config, "config")
+        creds = load(AwsCredentials, adapter.credentials, "credentials").model_dump()
+        secrets = Secrets.of(adapter)
         mime = build_mime(message, adapter)
         destination = {
             "ToAddresses": _addresses(mime["To"]),
@@ -80,6 +82,7 @@ class AmazonSesProvider:
             body=json.dumps(payload).encode(),
             content_type="application/json",
         )
+        response = scrub_response(response, secrets)  # AWS errors may quote the session token
         if not response.is_success:
             raise aws_error(response, "SES")
         try:

@@ -71,7 +71,7 @@ class PostmarkProvider:
         """Post the email JSON; raise Transient/PermanentError on failure."""
         creds = load(PostmarkCredentials, adapter.credentials, "credentials")
         config = load(PostmarkConfig, adapter.config, "config")
-        secrets = Secrets([creds.server_token])
+        secrets = Secrets.of(adapter)
         response = await send(
             ctx,
             "POST",

@@ -62,7 +62,7 @@ class ResendProvider:
         """Post the email JSON with the idempotency key; raise Transient/PermanentError."""
         creds = load(ResendCredentials, adapter.credentials, "credentials")
         config = load(ResendConfig, adapter.config, "config")
-        secrets = Secrets([creds.api_key])
+        secrets = Secrets.of(adapter)
         response = await send(
             ctx,
             "POST",

@@ -72,7 +72,7 @@ class SendGridProvider:
         """Post the Mail Send JSON; raise Transient/PermanentError on failure."""
         creds = load(SendGridCredentials, adapter.credentials, "credentials")
         config = load(SendGridConfig, adapter.config, "config")
-        secrets = Secrets([creds.api_key])
+        secrets = Secrets.of(adapter)
         response = await send(
             ctx,
             "POST",

@@ -30,10 +30,13 @@ from dripdrop.channels.base import (
     ProviderSpec,
 )
 from dripdrop.channels.emailfmt import build_mime
+from dripdrop.channels.http import Secrets
+from dripdrop.channels.providers._email import EmailDefaults
 from dripdrop.channels.registry import register
 from dripdrop.engine.recipients import single_email_address
 from dripdrop.errors import DeliveryError, OutboundBlocked, PermanentError, TransientError
 from dripdrop.net import connect_guarded, policy_of, tls_server_name
+from dripdrop.net.policy import MAX_TIMEOUT_MS
 
 _DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
@@ -45,17 +48,16 @@ class SmtpCredentials(Fields):
     password: str | None = None
 
 
-class SmtpConfig(Fields):
+class SmtpConfig(EmailDefaults):
     """Where and how to connect. ``port`` defaults by ``security`` (587, 465 or 25)."""
 
     host: str = Field(min_length=1)
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
-    timeout: float = Field(default=30, gt=0)
+    timeout: float = Field(default=30, gt=0, le=MAX_TIMEOUT_MS / 1000)
     # Kept so stored adapters still validate; only True is accepted (see the module docstring).
     validate_certs: bool = True
     local_hostname: str | None = None
-    unsubscribe_url: str | None = None
 
     @field_validator("validate_certs")
     @classmethod
@@ -130,8 +132,16 @@ def _classify(exc: BaseException) -> DeliveryError:
     return PermanentError(f"SMTP error: {exc}")
 
 
+def check_adapter(credentials: dict[str, Any], config: dict[str, Any]) -> dict[str, list[str]]:
+    """The registry's create/update check: :func:`adapter_errors` on the validated dicts."""
+    return adapter_errors(SmtpCredentials(**credentials), SmtpConfig.model_validate(config))
+
+
 class SmtpProvider:
     """Sends one email through an SMTP relay per delivery."""
+
+    # Checked when an adapter is created or updated (AUTH needs TLS).
+    check_adapter = staticmethod(check_adapter)
 
     async def send(
         self, message: Message, adapter: AdapterInfo, ctx: DeliveryContext
@@ -144,6 +154,10 @@ class SmtpProvider:
             # Locations and messages only: the input may be a password.
             text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise PermanentError(f"smtp adapter is invalid: {text}") from None
+        secrets = Secrets.of(adapter)
+        if creds.username and creds.password:
+            # AUTH PLAIN sends base64("\0user\0password"); AUTH LOGIN base64 of the password.
+            secrets.add(f"\0{creds.username}\0{creds.password}")
         problems = adapter_errors(creds, config)
         if problems:
             field, [text] = next(iter(problems.items()))
@@ -185,7 +199,8 @@ class SmtpProvider:
                     mime, sender=sender, recipients=recipients
                 )
         except Exception as exc:
-            raise _classify(exc) from exc
+            # No chaining: the relay's reply may echo the AUTH exchange.
+            raise secrets.scrub_error(_classify(exc)) from None
         finally:
             sock.close()  # a no-op once the transport closed it; frees it if connect failed
         # aiosmtplib only returns after a 250 to DATA; recipients refused among several are listed.
@@ -193,7 +208,9 @@ class SmtpProvider:
         if refused:
             response["refused"] = {k: _reply(v.code, v.message) for k, v in refused.items()}
         return DeliveryResult(
-            provider_message_id=str(mime["Message-ID"]), status="sent", response=response
+            provider_message_id=str(mime["Message-ID"]),
+            status="sent",
+            response=secrets.scrub(response),
         )
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
-
 from dripdrop.channels.base import (
     AdapterInfo,
     DeliveryContext,
@@ -20,7 +18,7 @@ from dripdrop.channels.base import (
     Message,
     ProviderSpec,
 )
-from dripdrop.channels.http import Secrets, error_for, load, parse_body, rebase, send
+from dripdrop.channels.http import Secrets, TimeoutMs, error_for, load, parse_body, rebase, send
 from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
 
@@ -33,7 +31,7 @@ class TeamsConfig(Fields):
     format: Literal["messagecard", "adaptive"] = "messagecard"
     # Replaces the webhook URL's scheme and host (proxies, tests); the path is kept.
     base_url: str | None = None
-    timeout_ms: int | None = Field(default=None, gt=0)
+    timeout_ms: TimeoutMs | None = None
 
 
 def payload(message: Message, config: TeamsConfig) -> dict[str, Any]:
@@ -88,7 +86,7 @@ class TeamsProvider:
         """Post the card; raise Transient/PermanentError on failure (URL never shown)."""
         creds = load(TeamsCredentials, adapter.credentials, "credentials")
         config = load(TeamsConfig, adapter.config, "config")
-        secrets = Secrets([creds.webhook_url])
+        secrets = Secrets.of(adapter)
         response = await send(
             ctx,
             "POST",

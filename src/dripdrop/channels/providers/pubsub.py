@@ -17,6 +17,7 @@ from dripdrop.channels.base import (
     Message,
     ProviderSpec,
 )
+from dripdrop.channels.http import Secrets
 from dripdrop.channels.registry import register
 from dripdrop.errors import OutboundBlocked, PermanentError, TransientError, require_extra
 from dripdrop.net import OutboundPolicy, connect_guarded, policy_of, tls_server_name
@@ -168,7 +169,9 @@ class RedisPubSub:
         try:
             client = self._client(redis, url, policy_of(ctx.http))
         except ValueError as exc:  # redis' own message names the problem, not the password
-            raise PermanentError(f"redis pubsub url is invalid: {exc}") from None
+            raise Secrets([url]).scrub_error(
+                PermanentError(f"redis pubsub url is invalid: {exc}")
+            ) from None
         channel = f"{adapter.config.get('prefix', '')}{topic}"
         body = json.dumps(
             {"event": event, "payload": payload, "idempotency_key": message.idempotency_key},
@@ -180,7 +183,10 @@ class RedisPubSub:
             # redis wraps what _connect raised; the guard's refusal is not worth a retry.
             if isinstance(exc.__cause__, OutboundBlocked):
                 raise exc.__cause__ from None
-            raise TransientError(f"redis publish failed: {exc}") from exc
+            # Scrubbed and unchained: a connection error may quote the URL and its password.
+            raise Secrets([url]).scrub_error(
+                TransientError(f"redis publish failed: {exc}")
+            ) from None
         return DeliveryResult(
             status="published", response={"channel": channel, "receivers": receivers}
         )

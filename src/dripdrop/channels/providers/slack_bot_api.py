@@ -7,8 +7,6 @@ Slack-side outages are transient, everything else (``channel_not_found``, ``not_
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from dripdrop.channels.base import (
     AdapterInfo,
     DeliveryContext,
@@ -17,7 +15,7 @@ from dripdrop.channels.base import (
     Message,
     ProviderSpec,
 )
-from dripdrop.channels.http import Secrets, error_for, load, parse_body, send, url_join
+from dripdrop.channels.http import Secrets, TimeoutMs, error_for, load, parse_body, send, url_join
 from dripdrop.channels.providers.slack_webhook import payload
 from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
@@ -44,7 +42,7 @@ class SlackBotConfig(Fields):
     username: str | None = None
     icon_emoji: str | None = None
     base_url: str | None = API
-    timeout_ms: int | None = Field(default=None, gt=0)
+    timeout_ms: TimeoutMs | None = None
 
 
 class SlackBotProvider:
@@ -56,7 +54,7 @@ class SlackBotProvider:
         """Call chat.postMessage; raise Transient/PermanentError on failure."""
         creds = load(SlackBotCredentials, adapter.credentials, "credentials")
         config = load(SlackBotConfig, adapter.config, "config")
-        secrets = Secrets([creds.bot_token])
+        secrets = Secrets.of(adapter)
         channel = message.recipient or message.fields.get("channel") or config.default_channel
         if not channel:
             raise PermanentError("slack: no channel (step channel or config.default_channel)")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-
 from dripdrop.channels.base import (
     AdapterInfo,
     DeliveryContext,
@@ -19,7 +17,7 @@ from dripdrop.channels.base import (
     Message,
     ProviderSpec,
 )
-from dripdrop.channels.http import Secrets, error_for, load, parse_body, rebase, send
+from dripdrop.channels.http import Secrets, TimeoutMs, error_for, load, parse_body, rebase, send
 from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
 
@@ -33,7 +31,7 @@ class SlackWebhookConfig(Fields):
     icon_emoji: str | None = None
     # Replaces the webhook URL's scheme and host (proxies, tests); the path is kept.
     base_url: str | None = None
-    timeout_ms: int | None = Field(default=None, gt=0)
+    timeout_ms: TimeoutMs | None = None
 
 
 def payload(message: Message, config: Fields) -> dict[str, Any]:
@@ -61,7 +59,7 @@ class SlackWebhookProvider:
         """Post to the webhook; raise Transient/PermanentError on failure."""
         creds = load(SlackWebhookCredentials, adapter.credentials, "credentials")
         config = load(SlackWebhookConfig, adapter.config, "config")
-        secrets = Secrets([creds.webhook_url])
+        secrets = Secrets.of(adapter)
         body = payload(message, config)
         channel = message.recipient or message.fields.get("channel")
         if channel:

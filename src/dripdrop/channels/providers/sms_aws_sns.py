@@ -21,6 +21,7 @@ from dripdrop.channels.base import (
     Message,
     ProviderSpec,
 )
+from dripdrop.channels.http import Secrets, load, scrub_response
 from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
 from dripdrop.net import response_summary
@@ -73,8 +74,9 @@ class AwsSnsProvider:
         self, message: Message, adapter: AdapterInfo, ctx: DeliveryContext
     ) -> DeliveryResult:
         """Publish the text to the recipient's phone number (E.164)."""
-        config = SnsConfig.model_validate(adapter.config)
-        creds = AwsCredentials.model_validate(adapter.credentials).model_dump()
+        config = load(SnsConfig, adapter.config, "config")
+        creds = load(AwsCredentials, adapter.credentials, "credentials").model_dump()
+        secrets = Secrets.of(adapter)
         phone = re.sub(r"[\s().-]", "", str(message.recipient or message.fields.get("to") or ""))
         if not _E164.match(phone):
             raise PermanentError(f"not an E.164 phone number: {phone or '(none)'}")
@@ -92,6 +94,7 @@ class AwsSnsProvider:
             body=urlencode(_publish_form(phone, text, config)).encode(),
             content_type="application/x-www-form-urlencoded; charset=utf-8",
         )
+        response = scrub_response(response, secrets)  # AWS errors may quote the session token
         if not response.is_success:
             raise aws_error(response, "SNS")
         message_id = _message_id(response.text)

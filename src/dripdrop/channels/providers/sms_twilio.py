@@ -19,7 +19,16 @@ from dripdrop.channels.base import (
     Message,
     ProviderSpec,
 )
-from dripdrop.channels.http import Secrets, basic_auth, error_for, load, parse_body, send, url_join
+from dripdrop.channels.http import (
+    Secrets,
+    TimeoutMs,
+    basic_auth,
+    error_for,
+    load,
+    parse_body,
+    send,
+    url_join,
+)
 from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
 
@@ -41,7 +50,7 @@ class TwilioConfig(Fields):
     from_: str | None = Field(default=None, alias="from")
     messaging_service_sid: str | None = None
     base_url: str | None = API
-    timeout_ms: int | None = Field(default=None, gt=0)
+    timeout_ms: TimeoutMs | None = None
 
 
 def form(message: Message, config: TwilioConfig) -> dict[str, Any]:
@@ -70,7 +79,7 @@ class TwilioProvider:
         """Create the Message resource; raise Transient/PermanentError on failure."""
         creds = load(TwilioCredentials, adapter.credentials, "credentials")
         config = load(TwilioConfig, adapter.config, "config")
-        secrets = Secrets([creds.auth_token])
+        secrets = Secrets.of(adapter)
         path = f"/2010-04-01/Accounts/{creds.account_sid}/Messages.json"
         response = await send(
             ctx,

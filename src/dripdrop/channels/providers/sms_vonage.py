@@ -19,7 +19,7 @@ from dripdrop.channels.base import (
     Message,
     ProviderSpec,
 )
-from dripdrop.channels.http import Secrets, error_for, load, parse_body, send, url_join
+from dripdrop.channels.http import Secrets, TimeoutMs, error_for, load, parse_body, send, url_join
 from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
 
@@ -39,7 +39,7 @@ class VonageConfig(Fields):
 
     from_: str | None = Field(default=None, alias="from")
     base_url: str | None = API
-    timeout_ms: int | None = Field(default=None, gt=0)
+    timeout_ms: TimeoutMs | None = None
 
 
 def form(message: Message, creds: VonageCredentials, config: VonageConfig) -> dict[str, str]:
@@ -78,7 +78,7 @@ class VonageProvider:
         """Post the SMS form; raise Transient/PermanentError per HTTP status or Vonage status."""
         creds = load(VonageCredentials, adapter.credentials, "credentials")
         config = load(VonageConfig, adapter.config, "config")
-        secrets = Secrets([creds.api_secret])
+        secrets = Secrets.of(adapter)
         response = await send(
             ctx,
             "POST",

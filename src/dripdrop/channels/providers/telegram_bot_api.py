@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-
 from dripdrop.channels.base import (
     AdapterInfo,
     DeliveryContext,
@@ -21,6 +19,7 @@ from dripdrop.channels.base import (
 )
 from dripdrop.channels.http import (
     Secrets,
+    TimeoutMs,
     error_for,
     load,
     parse_body,
@@ -42,7 +41,7 @@ class TelegramConfig(Fields):
     parse_mode: str | None = "Markdown"
     disable_web_page_preview: bool | None = None
     base_url: str | None = API
-    timeout_ms: int | None = Field(default=None, gt=0)
+    timeout_ms: TimeoutMs | None = None
 
 
 def payload(message: Message, config: TelegramConfig) -> dict[str, Any]:
@@ -70,7 +69,7 @@ class TelegramProvider:
         """Call sendMessage; raise Transient/PermanentError on failure (token never shown)."""
         creds = load(TelegramCredentials, adapter.credentials, "credentials")
         config = load(TelegramConfig, adapter.config, "config")
-        secrets = Secrets([creds.bot_token])
+        secrets = Secrets.of(adapter)
         url = url_join(config.base_url or API, f"/bot{creds.bot_token}/sendMessage")
         response = await send(
             ctx,

@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from dripdrop.channels.base import (
     AdapterInfo,
@@ -24,7 +24,7 @@ from dripdrop.channels.base import (
     Message,
     ProviderSpec,
 )
-from dripdrop.channels.http import Secrets, error_for, load, parse_body, send, url_join
+from dripdrop.channels.http import Secrets, TimeoutMs, error_for, load, parse_body, send, url_join
 from dripdrop.channels.registry import register
 from dripdrop.channels.webhook_signing import decode_secret, signature_headers
 from dripdrop.errors import PermanentError
@@ -51,7 +51,7 @@ class WebhookCredentials(Fields):
 class WebhookConfig(Fields):
     method: str = "POST"
     headers: dict[str, str] | None = None
-    timeout_ms: int | None = Field(default=None, gt=0)
+    timeout_ms: TimeoutMs | None = None
     # Relative step URLs are joined to it; absolute ones are used as they are.
     base_url: str | None = None
 
@@ -105,7 +105,7 @@ class WebhookProvider:
                     creds.signing_secret, message.idempotency_key, _timestamp(ctx), body
                 )
             )
-        secrets = Secrets([creds.signing_secret, creds.headers or {}])
+        secrets = Secrets.of(adapter)
         response = await send(
             ctx,
             method,
