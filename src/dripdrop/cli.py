@@ -5,15 +5,58 @@ from __future__ import annotations
 import csv
 import json
 import re
-import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from dripdrop import DripDrop
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """End the command with ``error: message`` on one line of stderr (2: bad usage or input)."""
+    typer.echo(f"{typer.style('error:', fg='red')} {' '.join(message.split())}", err=True)
+    raise typer.Exit(code)
+
+
+#: The DripDrop instances the running command made (see _dd).
+_opened: ContextVar[list[DripDrop] | None] = ContextVar("dripdrop_cli_opened", default=None)
+
+
+class _Commands(TyperGroup):
+    """Runs a command, then closes the DripDrop instances it made, however it ended (which stops
+    an embedded PostgreSQL it started). Errors DripDrop reports (bad input, unknown keys, missing
+    configuration) and database errors end it with one line on stderr and status 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from sqlalchemy.exc import DBAPIError
+
+        from dripdrop.errors import DripDropError
+
+        token = _opened.set([])
+        try:
+            return super().invoke(ctx)
+        except DripDropError as exc:
+            _fail(str(exc), 1)
+        except DBAPIError as exc:
+            message = (str(exc.orig or exc).strip().splitlines() or ["failed"])[0]
+            if getattr(exc.orig, "sqlstate", None) == "42P01":  # undefined_table
+                message += " (is the schema set up? run `dripdrop setup`)"
+            _fail(f"database: {message}", 1)
+        finally:
+            for dd in reversed(_opened.get() or []):
+                dd.close()
+            _opened.reset(token)
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="DripDrop: multi-channel messaging sequences on PostgreSQL.",
     no_args_is_help=True,
     add_completion=False,
@@ -32,10 +75,24 @@ SchemaOpt = Annotated[
 ]
 
 
-def _dd(database_url: str | None, schema: str | None) -> Any:
+def _dd(database_url: str | None, schema: str | None) -> DripDrop:
+    """The command's DripDrop, closed when the command ends, however it ends (which stops an
+    embedded PostgreSQL it started, unless something else still uses it: see DripDrop.close)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     from dripdrop import DripDrop
 
-    return DripDrop(database_url, schema=schema)
+    if database_url:
+        try:
+            make_url(database_url)
+        except (ArgumentError, ValueError):  # not echoed: it may hold a password
+            _fail("--database-url: not a database URL (postgresql://user:password@host:port/db)")
+    dd = DripDrop(database_url, schema=schema)
+    opened = _opened.get()
+    if opened is not None:
+        opened.append(dd)
+    return dd
 
 
 @app.command()
@@ -65,13 +122,19 @@ def rotate_key(
     database_url: DatabaseOpt = None, schema: SchemaOpt = None, batch_size: int = 500
 ) -> None:
     """Re-encrypt every secret with the newest key of DRIPDROP_ENCRYPTION_KEY ("new,old").
-    Safe to interrupt and run again: it resumes where it stopped."""
+    Safe to interrupt and run again: it resumes where it stopped. Rows that cannot be decrypted
+    are skipped and listed, and the command then exits with status 1."""
     from dripdrop.definitions.rotation import rotate_all
 
     dd = _dd(database_url, schema)
-    counts = rotate_all(dd.runtime, batch_size=batch_size)
-    for table, n in counts.items():
+    result = rotate_all(dd.runtime, batch_size=batch_size)
+    for table, n in result.counts.items():
         console.print(f"re-encrypted {n} row(s) of {table}")
+    if result.failed:
+        console.print(f"[red]could not re-encrypt {len(result.failed)} row(s):[/red]")
+        for bad in result.failed:
+            console.print(f"  {bad.table} {bad.id}: {bad.reason}", markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -98,6 +161,14 @@ def worker(
     """Run a worker until SIGTERM/SIGINT (in-flight deliveries finish first)."""
     import logging
 
+    for option, value, least in (
+        ("--concurrency", concurrency, 1),
+        ("--batch-size", batch_size, 1),
+        ("--lease", lease, 0.001),
+        ("--grace", grace, 0),
+    ):
+        if value is not None and not value >= least:  # also NaN
+            _fail(f"{option}: must be at least {least}, not {value}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     dd = _dd(database_url, schema)
     dd.setup()
@@ -125,6 +196,43 @@ def demo(
     console.print(f"\n[bold green]done[/bold green]: {counts}")
 
 
+#: Rows sent to the database at once by ``enroll``.
+ENROLL_BATCH = 5000
+
+
+def _csv_rows(path: Path, id_column: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """(subscriber id, data) per row of a CSV; blank cells are left out of data. A file that is
+    not a CSV with that column ends the command with a one-line error."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's byte order mark
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            if id_column not in columns:
+                _fail(
+                    f"{path}: no {id_column!r} column (columns: {', '.join(columns) or 'none'}); "
+                    "--id-column names the column of subscriber ids"
+                )
+            for row in reader:
+                if None in row:
+                    _fail(f"{path}, line {reader.line_num}: more cells than columns")
+                sid = (row.pop(id_column) or "").strip()
+                if not sid:
+                    _fail(f"{path}, line {reader.line_num}: blank {id_column!r}")
+                yield sid, {k: v for k, v in row.items() if v is not None and v.strip()}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        _fail(f"{path}: {exc}")
+
+
+def _enrolled_report(rows: int, repeated: int, enrolled: int) -> str:
+    """What ``enroll`` did: ``enrolled 3``, or how many were new and already enrolled."""
+    already = rows - repeated - enrolled
+    parts = [f"enrolled {enrolled} new", f"{already} already enrolled"] if already else []
+    parts = parts or [f"enrolled {enrolled}"]
+    if repeated:
+        parts.append(f"{repeated} repeated id(s) in the file enrolled once")
+    return "; ".join(parts)
+
+
 @app.command()
 def enroll(
     sequence_key: str,
@@ -134,45 +242,63 @@ def enroll(
     subscriber_type: str = "User",
     id_column: str = "id",
 ) -> None:
-    """Enroll every row of a CSV (column ``id`` is the subscriber id, the rest is data)."""
+    """Enroll every row of a CSV: column ``id`` is the subscriber id, the other columns are the
+    enrollment data (blank cells are left out). Subscribers already enrolled are left as they
+    are."""
     from rich.progress import Progress
 
+    # A first pass checks the whole file before anything is enrolled.
+    seen: set[str] = set()
+    rows = 0
+    for sid, _ in _csv_rows(csv_file, id_column):
+        rows += 1
+        seen.add(sid)
     dd = _dd(database_url, schema)
-    with csv_file.open(newline="") as fh:
-        total_rows = sum(1 for _ in fh) - 1
+    dd.get_sequence(sequence_key)  # NotFound before the progress bar
     enrolled = 0
-    with csv_file.open(newline="") as fh, Progress(console=console) as progress:
-        task = progress.add_task("enrolling", total=max(total_rows, 0))
-        reader = csv.DictReader(fh)
+    with Progress(console=console) as progress:
+        task = progress.add_task("enrolling", total=rows)
         batch: list[dict[str, Any]] = []
-        for row in reader:
-            sid = row.pop(id_column)
-            batch.append({"subscriber": {"type": subscriber_type, "id": sid}, "data": row})
-            if len(batch) == 5000:
+        for sid, data in _csv_rows(csv_file, id_column):
+            batch.append({"subscriber": {"type": subscriber_type, "id": sid}, "data": data})
+            if len(batch) == ENROLL_BATCH:
                 enrolled += dd.enroll_many(sequence_key, batch)
                 progress.advance(task, len(batch))
                 batch = []
         if batch:
             enrolled += dd.enroll_many(sequence_key, batch)
             progress.advance(task, len(batch))
-    console.print(f"enrolled {enrolled} of {total_rows} (the rest were already enrolled)")
+    console.print(_enrolled_report(rows, rows - len(seen), enrolled))
 
 
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
 
 
-def _duration(text: str) -> timedelta:
+def _duration(text: str, option: str) -> timedelta:
     m = _DURATION.match(text.strip())
     if not m:
-        raise typer.BadParameter(f"{text!r}: use a number and m/h/d/w, e.g. 3d")
+        _fail(f"{option}: {text!r} is not a duration: use a number and m/h/d/w, e.g. 3d")
     unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-    return timedelta(**{unit: int(m.group(1))})
+    try:
+        return timedelta(**{unit: int(m.group(1))})
+    except OverflowError:
+        _fail(f"{option}: {text!r} is too long")
+
+
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        _fail(f"{option}: not valid JSON ({exc}): {text}")
+    if not isinstance(value, dict):
+        _fail(f'{option}: must be a JSON object like {{"plan": "pro"}}, not {text}')
+    return value
 
 
 @app.command()
 def simulate(
     sequence_key: str,
-    data: Annotated[str, typer.Option(help="enrollment data as JSON")] = "{}",
+    data: Annotated[str, typer.Option(help="enrollment data as a JSON object")] = "{}",
     event: Annotated[
         list[str] | None,
         typer.Option(help='OFFSET:KEY[:JSON], e.g. 2d:paid or \'3h:order:{"plan":"pro"}\''),
@@ -182,17 +308,61 @@ def simulate(
     schema: SchemaOpt = None,
 ) -> None:
     """Show the timeline a subscriber with DATA would get (nothing is sent or stored)."""
-    dd = _dd(database_url, schema)
     events = []
     for spec in event or []:
         offset, _, rest = spec.partition(":")
         key, _, payload = rest.partition(":")
-        events.append((_duration(offset), key, json.loads(payload) if payload else {}))
-    timeline = dd.simulate(
-        sequence_key, data=json.loads(data), events=events, until=_duration(until)
-    )
+        if not key:
+            _fail(f"--event: {spec!r} has no event key: use OFFSET:KEY[:JSON], e.g. 2d:paid")
+        payload_data = _json_object(payload, "--event") if payload else {}
+        events.append((_duration(offset, "--event"), key, payload_data))
+    enrollment_data = _json_object(data, "--data")
+    span = _duration(until, "--until")
+    dd = _dd(database_url, schema)
+    timeline = dd.simulate(sequence_key, data=enrollment_data, events=events, until=span)
     for entry in timeline:
         console.print(str(entry))
+
+
+@app.command("check-version")
+def check_version(
+    target: Annotated[
+        str | None,
+        typer.Argument(help="a version id, or a sequence key (its active version); all if none"),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="tenant of the sequence key")] = None,
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+) -> None:
+    """List what would make a version's sends fail (exit 1 when anything does)."""
+    import uuid
+
+    from dripdrop.definitions.readiness import active_versions
+
+    dd = _dd(database_url, schema)
+    if target is None:
+        versions = active_versions(dd.runtime)
+    else:
+        try:
+            versions = [(uuid.UUID(target), target)]
+        except ValueError:
+            seq = dd.get_sequence(target, tenant_key=tenant)
+            active = dd.get_active_version(seq.id)
+            if active is None:
+                _fail(f"sequence {target!r} has no active version")
+            versions = [(active.id, f"{target} v{active.version}")]
+    found = 0
+    for version_id, label in versions:
+        problems = dd.check_version(version_id)
+        found += len(problems)
+        mark = "[red]✗[/red]" if problems else "[green]✓[/green]"
+        console.print(f"{mark} {label}", highlight=False)
+        for problem in problems:
+            console.print(f"    {problem}", highlight=False, markup=False)
+    if not versions:
+        console.print("no active versions")
+    if found:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -206,16 +376,8 @@ def status(database_url: DatabaseOpt = None, schema: SchemaOpt = None) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``dripdrop`` console script."""
-    try:
-        app()
-    except Exception as exc:  # a clean message instead of a traceback for known errors
-        from dripdrop.errors import DripDropError
-
-        if isinstance(exc, DripDropError):
-            console.print(f"[red]error:[/red] {exc}")
-            sys.exit(1)
-        raise
+    """Entry point of the ``dripdrop`` console script (errors: see ``_Commands``)."""
+    app()
 
 
 if __name__ == "__main__":

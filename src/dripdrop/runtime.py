@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from dripdrop.channels.providers.dev import DEFAULT_OUTBOX
 from dripdrop.config import Clock, Settings, system_clock, validate_schema_name
 from dripdrop.crypto import KeyRing, generate_key
-from dripdrop.db.embedded import embedded_database_url
+from dripdrop.db.embedded import acquire_embedded_server, release_embedded_server
 from dripdrop.db.engine import make_engine, mark_async_commit
 from dripdrop.errors import ConfigurationError
 from dripdrop.net.policy import OutboundPolicy
@@ -38,6 +38,14 @@ class LocalBus:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]:
+        from dripdrop.definitions.inputs import check_identifier
+        from dripdrop.errors import ValidationError
+
+        check_identifier(topic, "topic")
+        if not callable(callback):
+            raise ValidationError.single(
+                "callback", "must be callable as callback(topic, event, payload)"
+            )
         with self._lock:
             self._subs.setdefault(topic, []).append(callback)
 
@@ -77,10 +85,13 @@ class Runtime:
             schema if schema is not None else self.settings.schema_name
         )
         self.embedded = False
+        # The home of the embedded server this runtime holds, until dispose() lets it go.
+        self._embedded_home: Path | None = None
         url = database_url or self.settings.database_url
         if not url:
-            url = embedded_database_url(self.settings.data_home())
+            url = acquire_embedded_server(self.settings.data_home())
             self.embedded = True
+            self._embedded_home = self.settings.data_home()
         self.database_url = url
         self.clock: Clock = clock or system_clock
         self.hook_timeout = hook_timeout  # seconds a Python hook may take
@@ -185,6 +196,11 @@ class Runtime:
         return aware(self.clock())
 
     def dispose(self) -> None:
+        """Close the connection pools, then let go of the embedded server (stopped when nothing
+        else uses it; see :mod:`dripdrop.db.embedded`). Idempotent."""
         self.engine.dispose()
         if self._worker_engine is not None:
             self._worker_engine.dispose()
+        home, self._embedded_home = self._embedded_home, None
+        if home is not None:
+            release_embedded_server(home)

@@ -128,7 +128,7 @@ def test_enroll_csv_simulate_and_status(database_url, tmp_path):
         common = ["--database-url", database_url, "--schema", schema]
         result = runner.invoke(app, ["enroll", "csv", str(csv_file), *common])
         assert result.exit_code == 0, result.output
-        assert "enrolled 2 of 2" in result.output
+        assert "enrolled 2\n" in result.output
         assert dd.get_enrollment("csv", "User", "2").data == {"name": "Bob", "email": "bob@x.io"}
         result = runner.invoke(app, ["status", *common])
         assert "due now: 2" in " ".join(result.output.split())
@@ -151,4 +151,28 @@ def test_enroll_csv_simulate_and_status(database_url, tmp_path):
         assert len(dd.list_active_enrollments("csv")) == 2  # the simulation left nothing
     finally:
         dd.close()
+        _drop(database_url, schema)
+
+
+def test_check_version_lists_problems_and_exits_1(database_url):
+    schema = f"cli_{uuid.uuid4().hex[:8]}"
+    dd = DripDrop(database_url, schema=schema)
+    dd.setup()
+    try:
+        seq = dd.create_sequence(name="Ready", key="ready")
+        version = dd.create_sequence_version(seq.id, active=True)
+        dd.create_step(version.id, name="Inbox", channel="pubsub", config={"topic": "t"})
+        args = ["--database-url", database_url, "--schema", schema]
+        for target in ([], ["ready"], [str(version.id)]):
+            result = runner.invoke(app, ["check-version", *target, *args])
+            assert result.exit_code == 1, result.output
+            assert "✗" in result.output
+            assert "step 'inbox': channel: no active pubsub adapter for global" in result.output
+        dd.create_channel_adapter(name="Inbox", channel="pubsub", provider="postgres")
+        result = runner.invoke(app, ["check-version", *args])
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == "✓ ready v1"
+        result = runner.invoke(app, ["check-version", "nope", *args])
+        assert result.exit_code == 1 and "nope" in result.output
+    finally:
         _drop(database_url, schema)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from dripdrop import DripDrop
-from dripdrop.db.embedded import stop_embedded_server
+from dripdrop.db.embedded import embedded_server_running
 
 
 def test_no_url_means_an_embedded_database(tmp_path, monkeypatch, caplog):
@@ -37,4 +37,4 @@ def test_no_url_means_an_embedded_database(tmp_path, monkeypatch, caplog):
         again.close()
     finally:
         dd.close()
-        assert stop_embedded_server(tmp_path)
+    assert not embedded_server_running(tmp_path)  # the last close stopped it
