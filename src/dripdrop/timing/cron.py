@@ -25,8 +25,9 @@ from dripdrop.timing.human import parse_human
 
 __all__ = ["load_zone", "next_cron_time", "to_cron", "validate_cron"]
 
-# A cron expression starts with a number or "*"; human phrases start with a word.
-_LOOKS_LIKE_CRON = re.compile(r"^[\d*]")
+# A cron expression's first field is digits, "*", "/", "," and "-"; a human phrase starts with a
+# word or an ordinal ("1st monday of the month").
+_LOOKS_LIKE_CRON = re.compile(r"^[\d*][\d*/,-]*(?:\s|$)")
 # Bound the overlap-skipping loop; a day of minutely matches is 1440.
 _MAX_SKIPS = 10_000
 # Longer than any sensible 5-field expression; cronsim would take seconds on a megabyte.

@@ -6,7 +6,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from dripdrop.definitions.inputs import MAX_ID_LENGTH, describe, json_message, json_problem
+from dripdrop.definitions.inputs import (
+    MAX_ID_LENGTH,
+    describe,
+    json_message,
+    json_problem,
+    unknown_keys,
+)
 from dripdrop.errors import ValidationError
 from dripdrop.timing.cron import load_zone, to_cron
 from dripdrop.timing.human import HumanTiming, parse_human
@@ -217,9 +223,8 @@ def normalize_timing(timing: dict | None) -> dict:
     out: dict[str, Any] = {}
     if kind is not None:
         out["type"] = kind
-        for key in timing:
-            if key not in _FIELDS[kind]:
-                errs.add(key, "unknown field")
+        for key, messages in unknown_keys(timing, _FIELDS[kind], "").items():
+            errs.add(key, f"{messages[0]} ({kind!r} timing)")
         if kind in _SHAPES:
             _SHAPES[kind](timing, out, errs)
     if errs.errors:

@@ -1,0 +1,2 @@
+"""The seed's ``MyApp`` hook modules, in Python (``"MyApp.OnboardingHooks"`` →
+``"myapp.onboarding_hooks"``)."""
