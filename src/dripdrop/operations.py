@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dripdrop.definitions import adapters, conditions, http_hooks, sequences, steps
+from dripdrop.definitions import adapters, conditions, http_hooks, readiness, sequences, steps
 from dripdrop.engine import bulk, enrollments, events, notifications
 
 OPERATIONS: dict[str, Callable[..., Any]] = {
@@ -21,6 +21,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "update_sequence_version": sequences.update_sequence_version,
     "list_versions": sequences.list_versions,
     "get_active_version": sequences.get_active_version,
+    "check_version": readiness.check_version,
     # steps and conditions
     "create_step": steps.create_step,
     "get_step": steps.get_step,

@@ -139,11 +139,15 @@ class HttpHook:
 
 @dataclass(frozen=True, slots=True)
 class HookTestResult:
+    """The outcome of ``test_http_hook``. ``missing`` names the variables the hook's templates
+    read that ``test_data`` lacked (they rendered empty)."""
+
     ok: bool
     value: Any = None
     status: int | None = None
     error: str | None = None
     latency_ms: float | None = None
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +214,19 @@ class Notification:
     read_at: datetime | None = None
     tenant_key: str | None = None
     inserted_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionProblem:
+    """Something that would make a step of a version fail every send (``check_version``)."""
+
+    step_id: uuid.UUID
+    step_key: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"step {self.step_key!r}: {self.field}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,7 +184,7 @@ def test_no_adapter_at_all_fails_the_execution(dd, make_sequence) -> None:
     dd.run_due()
     (ex,) = dd.list_executions(enrollment.id)
     assert ex.state == "failed"
-    assert "no active channel adapter" in ex.error_message
+    assert "no active email adapter for global" in ex.error_message
     assert ex.retry_count == 0
     assert outbox() == []
 
@@ -197,4 +197,4 @@ def test_only_inactive_adapters_fails_the_execution(dd, make_sequence) -> None:
     dd.run_due()
     (ex,) = dd.list_executions(enrollment.id)
     assert ex.state == "failed"
-    assert "no active channel adapter" in ex.error_message
+    assert "no active email adapter for global" in ex.error_message

@@ -70,6 +70,7 @@ def test_success_is_stored(dd: DripDrop, server: HTTPServer) -> None:
         "value": 81,
         "error": None,
         "latency_ms": result.latency_ms,
+        "missing": [],
     }
 
 
@@ -116,3 +117,24 @@ def test_default_policy_result_is_refusal(server: HTTPServer) -> None:
 def test_unknown_hook_raises_not_found(dd: DripDrop) -> None:
     with pytest.raises(NotFound):
         asyncio.run(hooks_http.test_http_hook(dd.runtime, uuid.uuid4(), {}))
+
+
+def test_the_result_names_what_test_data_lacked(dd: DripDrop, server: HTTPServer) -> None:
+    server.expect_request("/users//score").respond_with_json({"error": "no id"}, status=404)
+    hook = _hook(
+        dd,
+        server,
+        headers={"X-Plan": "{{ plan }}"},
+        body_template='{"email": "{{ data.email }}", "tier": "{{ tier }}"}',
+    )
+    result = dd.test_http_hook(hook.id, {"data": {"email": "a@example.com"}})
+    assert result.ok is False
+    assert result.missing == ("plan", "subscriber_id", "tier")
+    assert result.error.endswith(
+        "(test_data lacked plan, subscriber_id, tier, which rendered empty)"
+    )
+    assert dd.get_http_hook(hook.id).last_test_result["missing"] == [
+        "plan",
+        "subscriber_id",
+        "tier",
+    ]

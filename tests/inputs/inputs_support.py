@@ -146,7 +146,8 @@ def entry_points(w: World) -> dict[str, Call]:
                 },
             ),
         ),
-        "activate_version": ("activate_version", (w.version.id,), {}),
+        "activate_version": ("activate_version", (w.version.id,), {"force": False}),
+        "check_version": ("check_version", (w.version.id,), {}),
         "deactivate_version": ("deactivate_version", (w.version.id,), {}),
         "update_sequence_version": (
             "update_sequence_version",

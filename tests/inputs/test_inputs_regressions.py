@@ -4,6 +4,7 @@ RecursionError, psycopg error or template error: now a ValidationError naming th
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -408,3 +409,101 @@ def test_test_http_hook_data_must_be_a_dict(dd, world) -> None:
 )
 def test_run_due_options_are_checked(dd, option: str, value: Any) -> None:
     assert option in errors_of(lambda: dd.run_due(**{option: value}))
+
+
+# --- inputs that still escaped raw after the first pass ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"items": 5}, "items"),
+        ({"items": "abc"}, "items"),
+        ({"items": [{"subscriber": {"type": "U", "id": 1}}], "batch_size": "x"}, "batch_size"),
+        ({"items": [{"subscriber": {"type": "U", "id": 1}}], "batch_size": 0}, "batch_size"),
+        (
+            {"items": [{"subscriber": {"type": "U", "id": 2}, "data": {"a": "x\x00"}}]},
+            "items.0.data",
+        ),
+        ({"items": [{"subscriber": {"type": "U", "id": 3}, "data": {"a": NAN}}]}, "items.0.data"),
+        ({"items": [{"subscriber": {"type": "U", "id": 3}, "data": {"a": [INF]}}]}, "items.0.data"),
+        (
+            {"items": [{"subscriber": {"type": "U", "id": 4}, "data": deep_dict(40)}]},
+            "items.0.data",
+        ),
+        ({"items": [{"subscriber": {"type": "U", "id": 4}, "data": {5: 1}}]}, "items.0.data"),
+        (
+            {"items": [{"subscriber": {"type": "U", "id": 5}, "metadata": {"a": NAN}}]},
+            "items.0.metadata",
+        ),
+        ({"items": [{"subscriber": {"type": "U", "id": 6}, "dta": {}}]}, "items.0.dta"),
+    ],
+)
+def test_enroll_many_refuses_what_enroll_refuses(dd, world, kwargs, field) -> None:
+    errors = errors_of(lambda: dd.enroll_many("world", **kwargs))
+    assert list(errors) == [field]
+    assert dd.get_enrollment("world", "U", "2") is None
+
+
+def test_enroll_many_keeps_nulls_and_nesting_that_are_allowed(dd, world) -> None:
+    data = {"a": None, "b": [{"c": {"d": None}}] * 40}
+    assert dd.enroll_many("world", [{"subscriber": {"type": "U", "id": 1}, "data": data}]) == 1
+    assert dd.get_enrollment("world", "U", "1").data == data
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda dd: dd.list_notifications(5), "topic"),
+        (lambda dd: dd.list_notifications("a\x00"), "topic"),
+        (lambda dd: dd.list_notifications("t", limit="x"), "limit"),
+        (lambda dd: dd.list_notifications("t", limit=2**70), "limit"),
+        (lambda dd: dd.list_notifications("t", unread_only="yes"), "unread_only"),
+        (lambda dd: dd.mark_read("x"), "notification_ids"),
+        (lambda dd: dd.mark_read([5]), "notification_ids"),
+        (lambda dd: dd.simulate("world", events=[(1, "paid")]), "events[0]"),
+        (
+            lambda dd: dd.simulate("world", events=[(timedelta(days=1), "paid", {"a": NAN})]),
+            "events[0].event_data",
+        ),
+        (lambda dd: dd.simulate("world", events=5), "events"),
+        (lambda dd: dd.simulate("world", until=5), "until"),
+        (lambda dd: dd.simulate("world", until=timedelta(days=10**6)), "until"),
+        (lambda dd: dd.simulate("world", start=datetime(2030, 1, 1)), "start"),
+        (lambda dd: dd.subscribe(["a"], print), "topic"),
+        (lambda dd: dd.subscribe("a", 5), "callback"),
+    ],
+)
+def test_inbox_simulate_and_subscribe_name_the_bad_argument(dd, world, call, field) -> None:
+    assert list(errors_of(lambda: call(dd))) == [field]
+
+
+def test_simulate_shows_its_options_in_its_signature() -> None:
+    import inspect
+
+    for face in (DripDrop, AsyncDripDrop):
+        params = inspect.signature(face.simulate).parameters
+        assert {"tenant_key", "start", "hook_values", "subscriber"} <= set(params)
+        assert params["tenant_key"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": "10"}, "concurrency"),
+        ({"batch_size": 2**70}, "batch_size"),
+        ({"lease_seconds": -1}, "lease_seconds"),
+        ({"poll_interval": float("nan")}, "poll_interval"),
+        ({"grace": "30"}, "grace"),
+        ({"listen": "yes"}, "listen"),
+        ({"lease": 30}, "lease"),
+    ],
+)
+def test_run_worker_names_a_bad_option(dd, kwargs, field) -> None:
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    errors = errors_of(lambda: dd.run_worker(stop_event=stop, handle_signals=False, **kwargs))
+    assert list(errors) == [field]

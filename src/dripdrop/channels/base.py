@@ -90,7 +90,11 @@ class Provider(Protocol):
 
 
 class Fields(BaseModel):
-    """Base for credential and config declarations: unknown keys are kept, types are checked."""
+    """Base for credential and config declarations: types are checked, and keys not declared are
+    refused when an adapter is created (``open_keys = True`` accepts any, for a declaration that
+    really takes free-form keys). Loading a stored adapter tolerates them."""
+
+    open_keys: ClassVar[bool] = False
 
     # An empty string is never a usable credential or setting: "api_key": "" is reported as
     # missing rather than failing at the first delivery.
@@ -102,6 +106,8 @@ class ProviderSpec:
     """The declaration of one provider: its credential and config schemas and its implementation.
 
     ``secret_fields`` names the credential fields the dashboard must never show.
+    ``step_fields`` names message fields this provider reads beyond its channel's own
+    (:data:`dripdrop.channels.fields.MESSAGE_FIELDS`): steps of the channel may then set them.
     """
 
     channel: str
@@ -111,6 +117,7 @@ class ProviderSpec:
     factory: Callable[[], Provider]
     description: str = ""
     secret_fields: tuple[str, ...] = ()
+    step_fields: tuple[str, ...] = ()
     extra: str | None = None
     # Sends without network or disk waits (memory, console): the worker runs such deliveries
     # inline instead of one Task each.

@@ -12,7 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from dripdrop.channels.base import CHANNELS, ProviderSpec
+from dripdrop.channels.base import CHANNELS, Fields, ProviderSpec
+from dripdrop.channels.fields import MESSAGE_FIELDS, STEP_SETTINGS
+from dripdrop.definitions.inputs import unknown_keys
 from dripdrop.errors import ValidationError
 
 _SPECS: dict[tuple[str, str], ProviderSpec] = {}
@@ -48,6 +50,27 @@ def providers_for(channel: str) -> list[str]:
     return sorted(name for (ch, name) in _SPECS if ch == channel)
 
 
+def step_fields(channel: str) -> frozenset[str]:
+    """The keys a step of ``channel`` may hold in its config: the channel's message fields, the
+    engine settings and what registered providers of the channel declare."""
+    _load()
+    extra = {f for (ch, _), spec in _SPECS.items() if ch == channel for f in spec.step_fields}
+    return MESSAGE_FIELDS.get(channel, frozenset()) | STEP_SETTINGS | extra
+
+
+def declared_keys(model: type[Fields]) -> set[str]:
+    """The keys a credentials/config declaration accepts (field names and their aliases)."""
+    keys = set(model.model_fields)
+    keys.update(f.alias for f in model.model_fields.values() if f.alias)
+    return keys
+
+
+def _unknown(model: type[Fields], given: Any, prefix: str) -> dict[str, list[str]]:
+    if model.open_keys or not isinstance(given, dict):
+        return {}
+    return unknown_keys(given, declared_keys(model), prefix)
+
+
 def get_spec(channel: str, provider: str) -> ProviderSpec:
     """The declaration of a provider, or a ValidationError naming the bad field."""
     _load()
@@ -81,7 +104,8 @@ def validate_adapter(
     Error messages never contain credential values.
     """
     spec = get_spec(channel, provider)
-    errors: dict[str, list[str]] = {}
+    errors = _unknown(spec.credentials, credentials, "credentials")
+    errors.update(_unknown(spec.config, config, "config"))
     creds_out: dict[str, Any] = {}
     config_out: dict[str, Any] = {}
     try:
@@ -93,6 +117,11 @@ def validate_adapter(
     except PydanticValidationError as exc:
         errors.update(_errors("config", exc))
     if errors:
+        raise ValidationError(errors)
+    # Rules spanning both (Mailgun's domain may sit in either): the provider class's optional
+    # ``check_adapter(credentials, config) -> {field: [messages]}``.
+    check = getattr(spec.factory, "check_adapter", None)
+    if check is not None and (errors := check(creds_out, config_out)):
         raise ValidationError(errors)
     return creds_out, config_out
 

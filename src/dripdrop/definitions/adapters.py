@@ -26,6 +26,7 @@ from dripdrop.definitions.inputs import (
     describe,
     json_dict,
     text,
+    unknown_keys,
 )
 from dripdrop.definitions.secrets import seal, unseal
 from dripdrop.errors import ValidationError
@@ -67,6 +68,7 @@ def check_rotation(rotation: Any, errors: dict[str, list[str]]) -> None:
                 if not isinstance(entry, dict) or "adapter_id" not in entry:
                     errors[f"{field}.{i}"] = ["needs adapter_id"]
                     continue
+                errors.update(unknown_keys(entry, ("adapter_id", "weight"), f"{field}.{i}"))
                 weight = entry.get("weight", 1)
                 if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
                     errors[f"{field}.{i}.weight"] = ["must be a positive number"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 import uuid
@@ -16,10 +17,19 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 
 
 def slugify(name: str) -> str:
-    """'Welcome Email!' → 'welcome_email'."""
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    """'Welcome Email!' → 'welcome_email', 'Café' → 'cafe'. Letters with no ASCII form add a
+    short hash of the name ('Привет' → 'step_1a2b3c4d', '日本 hello' → 'hello_…'), so that two
+    names differing only in them get distinct keys."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    text = decomposed.encode("ascii", "ignore").decode()
     # At most 200 characters, as check_key wants: a long name still gives a valid key.
-    return re.sub(r"[^a-z0-9]+", "_", text.lower())[:200].strip("_") or "step"
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower())[:200].strip("_")
+    # Accents decompose into ASCII letters and combining marks (not alphanumeric): not lost.
+    lost = any(ch.isalnum() for ch in decomposed if not ch.isascii())
+    if lost or not slug:
+        digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+        slug = f"{slug[:190].rstrip('_')}_{digest}" if slug else f"step_{digest}"
+    return slug
 
 
 def check_key(key: Any, field: str = "key") -> str:
@@ -51,8 +61,19 @@ def tenant_clause(table: Table, tenant_key: str | None) -> Any:
     return col.is_(None) if tenant_key is None else col == tenant_key
 
 
+# The argument the public operations take each kind of id as (errors name the argument).
+_ID_ARGUMENT = {
+    "sequence version": "version_id",
+    "channel adapter": "adapter_id",
+    "HTTP hook": "hook_id",
+}
+
+
 def get_row(conn: Connection, table: Table, id_: Any, what: str, *, lock: bool = False) -> Any:
-    stmt = select(table).where(table.c.id == as_uuid(id_, f"{what}_id"))
+    """The row of ``table`` with this id; a ValidationError naming the argument for a malformed
+    id, NotFound for an unknown one."""
+    field = _ID_ARGUMENT.get(what, f"{what}_id")
+    stmt = select(table).where(table.c.id == as_uuid(id_, field))
     if lock:
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()

@@ -21,6 +21,7 @@ from dripdrop.definitions.inputs import (
     describe,
     json_dict,
     text,
+    unknown_keys,
 )
 from dripdrop.errors import ValidationError
 from dripdrop.records import Condition, from_row
@@ -33,6 +34,11 @@ V = m.SequenceVersion.__table__
 
 CONDITION_TYPES = ("enrollment_data", "hook", "event", "time_window")
 OPERATORS = ("eq", "neq", "gt", "lt", "gte", "lte", "in", "not_in", "contains", "exists")
+# What each condition type reads from its config ("metadata" holds the user's own fields).
+CONFIG_KEYS = {
+    "event": {"event_key"},
+    "time_window": {"timezone", "timezone_field", "days", "start", "end"},
+}
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
@@ -123,6 +129,9 @@ def validate_condition(
         ]
     if config is not None and not isinstance(config, dict):
         errors["config"] = ["must be a dict"]
+    elif config and condition_type in CONDITION_TYPES:
+        allowed = CONFIG_KEYS.get(condition_type, set()) | {"metadata"}
+        errors.update(unknown_keys(config, allowed, "config"))
     if condition_type == "enrollment_data":
         if not isinstance(field_path, str) or not field_path.strip():
             errors["field_path"] = ["is required for an enrollment_data condition"]

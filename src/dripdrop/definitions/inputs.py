@@ -23,10 +23,11 @@ Limits (each also stated in its error message):
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from dripdrop.errors import ValidationError
@@ -281,3 +282,23 @@ def json_dict(*, optional: bool = True, max_size: int = MAX_JSON_SIZE) -> Checke
 
 def json_any(*, max_size: int = MAX_JSON_SIZE) -> Checker:
     return lambda v, f: check_json(v, f, expect_dict=False, max_size=max_size)
+
+
+def unknown_keys(
+    given: Mapping[Any, Any], allowed: Iterable[str], prefix: str, hint: str = ""
+) -> Errors:
+    """One error per key of ``given`` not in ``allowed``, with a "did you mean" suggestion: a
+    misspelt ``subjet`` stored silently would be ignored at every send."""
+    names = sorted(allowed)
+    errors: Errors = {}
+    for key in given:
+        if key in names:
+            continue
+        name = str(key)[:64]  # a stray megabyte key must not become the field name
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
+        if close:
+            message = f"unknown field; did you mean {close[0]!r}?"
+        else:
+            message = f"unknown field; expected one of {', '.join(names) or 'none'}"
+        errors[f"{prefix}.{name}" if prefix else name] = [message + (f" ({hint})" if hint else "")]
+    return errors

@@ -26,12 +26,14 @@ from dripdrop.definitions.inputs import (
     check_all,
     check_bool,
     check_identifier,
+    check_json,
     check_tenant,
     describe,
     gather,
     integer,
     json_dict,
     text,
+    unknown_keys,
 )
 from dripdrop.errors import NotFound, ValidationError
 from dripdrop.records import Sequence, SequenceVersion, from_row
@@ -40,7 +42,8 @@ from dripdrop.runtime import Runtime
 S = m.Sequence.__table__
 V = m.SequenceVersion.__table__
 
-_VERSION_CONFIG_KEYS = {"exit_events", "channel_rotation"}
+# A version's settings; "metadata" holds the user's own fields.
+_VERSION_CONFIG_KEYS = {"exit_events", "channel_rotation", "metadata"}
 
 # The type checks of each field, shared by create and update.
 SEQUENCE_FIELDS = {
@@ -50,11 +53,34 @@ SEQUENCE_FIELDS = {
     "metadata": json_dict(),
     "tenant_key": lambda v, f: check_tenant(v, f),
 }
+
+
+def _with_id_text(config: Any) -> Any:
+    """The version config with adapter ids given as UUIDs (``adapter.id``) turned into text."""
+    rotation = config.get("channel_rotation") if isinstance(config, dict) else None
+    if not isinstance(rotation, dict):
+        return config
+    return {
+        **config,
+        "channel_rotation": {
+            channel: [
+                {**e, "adapter_id": str(e["adapter_id"])}
+                if isinstance(e, dict) and isinstance(e.get("adapter_id"), uuid.UUID)
+                else e
+                for e in entries
+            ]
+            if isinstance(entries, list)
+            else entries
+            for channel, entries in rotation.items()
+        },
+    }
+
+
 VERSION_FIELDS = {
     "version": integer(1, INT32_MAX, optional=True),
     "active": boolean(),
     "name": text(MAX_NAME_LENGTH, optional=True),
-    "config": json_dict(),
+    "config": lambda v, f: check_json(_with_id_text(v), f),
 }
 
 
@@ -190,6 +216,11 @@ def _check_version_config(config: Any, errors: dict[str, list[str]]) -> dict[str
     if not isinstance(config, dict):
         errors.setdefault("config", []).append("must be a dict")
         return {}
+    config = _with_id_text(config)
+    for field, messages in unknown_keys(
+        config, _VERSION_CONFIG_KEYS, "config", "put your own fields under 'metadata'"
+    ).items():
+        errors.setdefault(field, []).extend(messages)
     exits = config.get("exit_events")
     if exits is not None and (
         not isinstance(exits, list) or not all(isinstance(e, str) and e for e in exits)
@@ -248,9 +279,29 @@ def create_sequence_version(
     return from_row(SequenceVersion, row)
 
 
-def activate_version(rt: Runtime, conn: Connection, version_id: Any) -> SequenceVersion:
-    """Make this version the active one (the others of its sequence are deactivated)."""
+def activate_version(
+    rt: Runtime, conn: Connection, version_id: Any, *, force: bool = False
+) -> SequenceVersion:
+    """Make this version the active one (the others of its sequence are deactivated).
+
+    A version whose steps cannot deliver (see ``check_version``) is refused with a
+    ValidationError listing the problems, unless ``force=True``."""
+    check_bool(force, "force")
     row = get_row(conn, V, version_id, "sequence version")
+    if not force:
+        from dripdrop.definitions.readiness import version_problems
+
+        problems = version_problems(rt, conn, row.id)
+        if problems:
+            errors: dict[str, list[str]] = {}
+            for p in problems:
+                errors.setdefault(f"steps.{p.step_key}.{p.field}", []).append(p.message)
+            raise ValidationError(
+                errors,
+                "this version cannot deliver — "
+                + " | ".join(str(p) for p in problems)
+                + " (fix these, or pass force=True to activate it anyway)",
+            )
     now = rt.now()
     conn.execute(
         update(V)

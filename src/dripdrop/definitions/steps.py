@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select
 
 from dripdrop.channels.base import CHANNELS
+from dripdrop.channels.registry import step_fields
 from dripdrop.db import models as m
 from dripdrop.definitions.common import (
     as_uuid,
@@ -28,6 +29,7 @@ from dripdrop.definitions.inputs import (
     integer,
     json_any,
     text,
+    unknown_keys,
 )
 from dripdrop.errors import DripDropError, ValidationError
 from dripdrop.records import Step, from_row
@@ -128,13 +130,24 @@ def validate_step(
     template_module: Any,
     template_function: Any,
     channel_adapter_id: Any,
+    check_keys: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check a step's fields, collecting every problem; return (timing, config) normalised."""
+    """Check a step's fields, collecting every problem; return (timing, config) normalised.
+    ``check_keys=False`` spares a stored config the unknown-key check when it is not changed."""
     errors: dict[str, list[str]] = {}
     if channel not in CHANNELS:
         errors["channel"] = [
             f"unknown channel {describe(channel)}; expected one of {', '.join(CHANNELS)}"
         ]
+    elif check_keys and isinstance(config, dict):
+        errors.update(
+            unknown_keys(
+                config,
+                step_fields(channel),
+                "config",
+                "put your own fields under 'metadata'",
+            )
+        )
     norm_timing: dict[str, Any] = {}
     try:
         norm_timing = normalize_timing(timing)
@@ -155,6 +168,8 @@ def validate_step(
             check_templates(config, engine)
         except ValidationError as exc:
             errors.update(exc.errors)
+    if not isinstance(config.get("metadata", {}), dict):
+        errors["config.metadata"] = ["must be a dict of your own fields"]
     if config.get("on_failure", "continue") not in ON_FAILURE:
         errors["config.on_failure"] = ["must be 'continue' or 'halt'"]
     retries = config.get("max_retries", 3)
@@ -320,6 +335,7 @@ def update_step(rt: Runtime, conn: Connection, step_id: Any, **changes: Any) -> 
             template_module=merged["template_module"],
             template_function=merged["template_function"],
             channel_adapter_id=merged["channel_adapter_id"],
+            check_keys="config" in changes or "channel" in changes,
         )
     except ValidationError as exc:
         errors.update(exc.errors)

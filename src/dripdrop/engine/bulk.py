@@ -22,6 +22,14 @@ try:
 except ImportError:  # SQLAlchemy 2.0 names it await_only
     from sqlalchemy.util import await_only as await_
 
+from dripdrop.definitions.inputs import (
+    MAX_JSON_DEPTH,
+    MAX_JSON_SIZE,
+    check_int,
+    check_json,
+    describe,
+    unknown_keys,
+)
 from dripdrop.definitions.sequences import get_sequence_row
 from dripdrop.engine.enrollments import active_version_id, subscriber_key
 from dripdrop.engine.notify import wake_workers
@@ -63,22 +71,49 @@ def _field(value: Any) -> str:
     return str(value).translate(_ESCAPE)
 
 
+ITEM_KEYS = frozenset({"subscriber", "data", "metadata"})
+
+
+def _as_json(value: Any, field: str) -> str:
+    """``value`` as JSON text, held to the rules of ``enroll``'s check_json. orjson refuses most
+    bad values itself (lone surrogates, huge ints, non-string keys, very deep nesting); what it
+    lets through — NaN and Infinity written as null, NUL characters, 33 to 255 levels, huge
+    sizes — can only be present when the text shows a null, an escaped NUL or many brackets,
+    and only then is the value walked in full."""
+    if not isinstance(value, dict):
+        raise ValidationError.single(field, f"must be a dict, not {describe(value)}")
+    try:
+        dumped = orjson.dumps(value).decode()
+    except (TypeError, ValueError):  # walked below, for a message naming the place
+        dumped = None
+    if (
+        dumped is None
+        or "null" in dumped
+        or "\\u0000" in dumped
+        or len(dumped) > MAX_JSON_SIZE
+        # 33 levels take at least 66 characters: shorter text needs no counting.
+        or (
+            len(dumped) > 2 * MAX_JSON_DEPTH
+            and dumped.count("{") + dumped.count("[") > MAX_JSON_DEPTH
+        )
+    ):
+        check_json(value, field)
+    if dumped is None:  # check_json found nothing orjson minded: say what orjson said
+        raise ValidationError.single(field, "must be JSON-serialisable")
+    return dumped
+
+
 def _items(items: Iterable[Any]) -> Iterator[tuple[str, str, str, str]]:
     for n, item in enumerate(items):
         if not isinstance(item, dict):
             raise ValidationError.single(f"items.{n}", 'must be a dict like {"subscriber": ...}')
         try:
+            if len(item) > len(ITEM_KEYS) or not ITEM_KEYS.issuperset(item):
+                raise ValidationError(unknown_keys(item, ITEM_KEYS, ""))
             stype, sid = subscriber_key(item.get("subscriber"))
-            data, meta = item.get("data") or {}, item.get("metadata") or {}
-            if not isinstance(data, dict) or not isinstance(meta, dict):
-                raise ValidationError.single("data", "data and metadata must be dicts")
-            try:
-                data_json = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
-                meta_json = (
-                    orjson.dumps(meta, option=orjson.OPT_NON_STR_KEYS).decode() if meta else "{}"
-                )
-            except (TypeError, ValueError) as exc:
-                raise ValidationError.single("data", f"must be JSON-serialisable: {exc}") from None
+            data, meta = item.get("data"), item.get("metadata")
+            data_json = _as_json(data, "data") if data else "{}"
+            meta_json = _as_json(meta, "metadata") if meta else "{}"
         except ValidationError as exc:
             raise ValidationError({f"items.{n}.{k}": v for k, v in exc.errors.items()}) from None
         yield stype, sid, data_json, meta_json
@@ -130,6 +165,11 @@ def enroll_many(
     """Enroll many subscribers (``[{"subscriber": {...}, "data": {...}}, ...]``, any iterable,
     streamed in batches). Subscribers already enrolled are left as they are. Returns how many
     were enrolled. Runs in the caller's transaction."""
+    check_int(batch_size, "batch_size", minimum=1, maximum=100_000)
+    if isinstance(items, str | bytes | dict) or not isinstance(items, Iterable):
+        raise ValidationError.single(
+            "items", f"must be an iterable of dicts with a subscriber, not {describe(items)}"
+        )
     seq = get_sequence_row(conn, sequence_key, tenant_key)
     version_id = active_version_id(conn, seq)
     first = rt.defs.version(conn, version_id).first_step()

@@ -10,6 +10,9 @@ from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from dripdrop.db import models as m
+from dripdrop.definitions.common import as_uuid
+from dripdrop.definitions.inputs import boolean, check_all, identifier, integer
+from dripdrop.errors import ValidationError
 from dripdrop.ids import new_id
 from dripdrop.records import Notification, from_row
 
@@ -65,7 +68,11 @@ def store_notification(
 def list_notifications(
     rt: Any, conn: Connection, topic: str, *, unread_only: bool = False, limit: int = 50
 ) -> list[Notification]:
-    """A topic's notifications, newest first."""
+    """A topic's notifications, newest first (at most ``limit``, 1 to 1,000)."""
+    check_all(
+        {"topic": topic, "unread_only": unread_only, "limit": limit},
+        {"topic": identifier(), "unread_only": boolean(), "limit": integer(1, 1_000)},
+    )
     stmt = select(N).where(N.c.topic == topic).order_by(N.c.inserted_at.desc()).limit(limit)
     if unread_only:
         stmt = stmt.where(N.c.read_at.is_(None))
@@ -74,10 +81,11 @@ def list_notifications(
 
 def mark_read(rt: Any, conn: Connection, notification_ids: Any) -> int:
     """Mark notifications read (one id or a list); returns how many changed."""
-    ids = (
-        notification_ids if isinstance(notification_ids, list | tuple | set) else [notification_ids]
-    )
-    ids = [i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)) for i in ids]
+    many = isinstance(notification_ids, list | tuple | set | frozenset)
+    ids = list(notification_ids) if many else [notification_ids]
+    if len(ids) > 10_000:
+        raise ValidationError.single("notification_ids", "at most 10,000 ids at a time")
+    ids = [as_uuid(i, "notification_ids") for i in ids]
     now = rt.now()
     result = conn.execute(
         update(N).where(N.c.id.in_(ids), N.c.read_at.is_(None)).values(read_at=now, updated_at=now)

@@ -19,7 +19,7 @@ from dripdrop.engine.conditions import compare, lookup, next_window_opening
 from dripdrop.engine.context import HookValues, base_context, id_text
 from dripdrop.engine.defs import AdapterSet, StepDef, VersionDef
 from dripdrop.engine.recipients import resolve_recipient
-from dripdrop.engine.routing import choose_adapter
+from dripdrop.engine.routing import choose_adapter, no_adapter_reason
 from dripdrop.engine.templating import render_fields
 from dripdrop.errors import DripDropError, PermanentError, TransientError
 
@@ -241,10 +241,7 @@ async def run_job(job: Job, services: Any, now: datetime, *, fence: bool = False
             failover=ex.retry_count > 0,
         )
         if adapter_id is None:
-            raise PermanentError(
-                f"no active channel adapter for channel {step.channel!r}: create "
-                "one with create_channel_adapter (or set a default)"
-            )
+            raise PermanentError(no_adapter_reason(step, job.version, job.adapters)[1])
         adapter = job.adapters.by_id[adapter_id]
         broken = job.adapters.broken.get(adapter_id)
         if broken is not None:  # only the executions routed to it fail (and fail over)

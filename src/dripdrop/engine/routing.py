@@ -7,7 +7,11 @@ import hashlib
 import uuid
 from typing import Any
 
+from dripdrop.channels.registry import providers_for
 from dripdrop.engine.defs import AdapterSet, StepDef, VersionDef
+
+# Channels with one obvious provider to suggest; the others list theirs.
+_SUGGESTED = {"pubsub": "postgres", "webhook": "http"}
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -86,3 +90,54 @@ def choose_adapter(
     if previous_adapter_id in ids and not failover:
         return previous_adapter_id
     return ids[sticky_pick(options, enrollment_id, step.channel)]
+
+
+def owner(tenant_key: str | None) -> str:
+    """Whose definitions: "global" or "tenant 'acme'"."""
+    return "global" if tenant_key is None else f"tenant {tenant_key!r}"
+
+
+def _create_hint(channel: str, tenant_key: str | None) -> str:
+    real = [p for p in providers_for(channel) if p not in ("memory", "console")]
+    provider = _SUGGESTED.get(channel) or (real[0] if len(real) == 1 else None)
+    tenant = f", tenant_key={tenant_key!r}" if tenant_key is not None else ""
+    if provider:
+        return (
+            f"create one: create_channel_adapter(name=..., channel={channel!r}, "
+            f"provider={provider!r}{tenant})"
+        )
+    return (
+        f"create one with create_channel_adapter(channel={channel!r}{tenant}, provider=one of "
+        f"{', '.join(real)})"
+    )
+
+
+def no_adapter_reason(step: StepDef, version: VersionDef, adapters: AdapterSet) -> tuple[str, str]:
+    """(field, message) saying why :func:`candidates` found no adapter for ``step``, and what to
+    do about it."""
+    pinned = step.channel_adapter_id
+    if pinned is not None:
+        if pinned not in adapters.by_id:
+            return "channel_adapter_id", (
+                f"its pinned adapter {pinned} is not an adapter of {owner(version.tenant_key)} "
+                "(another tenant's, or deleted): adapters are used only within their tenant"
+            )
+        return "channel_adapter_id", (
+            f"its pinned adapter {adapters.by_id[pinned].name!r} is inactive and no other "
+            f"{step.channel} adapter is the default"
+        )
+    active = sorted(
+        a.name
+        for i, a in adapters.by_id.items()
+        if a.channel == step.channel and i in adapters.active
+    )
+    if active:
+        return "channel", (
+            f"no {step.channel} adapter of {owner(version.tenant_key)} is the default (active: "
+            f"{', '.join(repr(n) for n in active)}): set is_default=True on one, or pin it with "
+            "channel_adapter_id"
+        )
+    return "channel", (
+        f"no active {step.channel} adapter for {owner(version.tenant_key)}: "
+        + _create_hint(step.channel, version.tenant_key)
+    )

@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import select
 
 from dripdrop.db import models as m
+from dripdrop.definitions.common import raise_if
+from dripdrop.definitions.inputs import add, check_identifier, check_json, gather
 from dripdrop.engine.enrollments import enroll
 from dripdrop.engine.events import track_event
 from dripdrop.testing.clock import FakeClock
@@ -74,12 +76,44 @@ class _SimRuntime:
         return self.clock()
 
 
+#: How far a simulation may look ahead (default 30 days).
+MAX_UNTIL = timedelta(days=3_660)
+
+
+def _check_options(events: Any, until: Any, start: Any, hook_values: Any) -> timedelta:
+    """simulate's own arguments (the enrollment's are checked by enroll); returns ``until``."""
+    errors: dict[str, list[str]] = {}
+    if until is None:
+        until = timedelta(days=30)
+    elif not isinstance(until, timedelta) or not timedelta(0) < until <= MAX_UNTIL:
+        add(errors, "until", f"must be a timedelta above 0 and at most {MAX_UNTIL.days} days")
+    if start is not None and (not isinstance(start, datetime) or start.tzinfo is None):
+        add(errors, "start", "must be a timezone-aware datetime (or None for now)")
+    if events is not None:
+        if not isinstance(events, list | tuple):
+            add(errors, "events", "must be a list of (timedelta, event_key, event_data) tuples")
+            events = ()
+        for i, event in enumerate(events):
+            field = f"events[{i}]"
+            if not isinstance(event, list | tuple) or len(event) not in (2, 3):
+                add(errors, field, "must be (timedelta, event_key) or (timedelta, key, data)")
+                continue
+            offset, key, *rest = event
+            if not isinstance(offset, timedelta) or not timedelta(0) <= offset <= MAX_UNTIL:
+                add(errors, field, f"the offset must be a timedelta of 0 to {MAX_UNTIL.days} days")
+            gather(errors, lambda v, f: check_identifier(v, f), key, f"{field}.event_key")
+            gather(errors, check_json, rest[0] if rest else None, f"{field}.event_data")
+    gather(errors, check_json, hook_values, "hook_values")
+    raise_if(errors)
+    return until
+
+
 def simulate(
     rt: Any,
     sequence_key: str,
     data: dict[str, Any] | None = None,
     events: list[tuple[timedelta, str, dict[str, Any] | None]] | None = None,
-    until: timedelta = timedelta(days=30),
+    until: timedelta | None = None,
     *,
     start: datetime | None = None,
     tenant_key: str | None = None,
@@ -95,12 +129,14 @@ def simulate(
     from dripdrop.worker.runner import drain
     from dripdrop.worker.services import Services
 
+    until = _check_options(events, until, start, hook_values)
     clock = FakeClock(start or rt.now())
     sim = _SimRuntime(rt, clock)
     begin = clock()
     end = begin + until
     pending = sorted(
-        ((begin + off, key, ev or {}) for off, key, ev in events or []), key=lambda e: e[0]
+        ((begin + e[0], e[1], (e[2] if len(e) > 2 else None) or {}) for e in events or []),
+        key=lambda e: e[0],
     )
     timeline = Timeline()
     with rt.engine.connect() as conn:

@@ -356,6 +356,16 @@ class Listener:
                 await self.task
 
 
+async def _log_problems(db: Any) -> None:
+    """Say at start which active versions cannot deliver (their sends would all fail)."""
+    from dripdrop.definitions.readiness import log_active_problems
+
+    try:
+        await db.run(log_active_problems)
+    except Exception as exc:  # a check must never keep the worker from starting
+        log.warning("could not check the active versions: %s", exc)
+
+
 async def work(
     rt: Any,
     db: Any,
@@ -427,6 +437,7 @@ async def work(
             lanes[task] = (slot, lane)
             task.add_done_callback(lane_ended)
 
+    await _log_problems(db)
     listener = Listener(rt, poke) if listen else None
     if listener:
         listener.start()
