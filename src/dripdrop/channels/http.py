@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
+from multidict import CIMultiDict
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
@@ -29,6 +30,7 @@ from dripdrop.errors import (
     TransientError,
 )
 from dripdrop.net.policy import MAX_TIMEOUT_MS
+from dripdrop.net.wire import WireResponse
 
 __all__ = [
     "Secrets",
@@ -49,6 +51,9 @@ F = TypeVar("F", bound=Fields)
 #: A per-request timeout in milliseconds, as adapters' ``config.timeout_ms`` declare it: the
 #: guard honours it up to :data:`~dripdrop.net.policy.MAX_TIMEOUT_MS`, so validation refuses more.
 TimeoutMs = Annotated[int, Field(gt=0, le=MAX_TIMEOUT_MS)]
+
+#: An answer: httpx2's from a plain client, :class:`WireResponse` from the guarded client.
+Response = httpx2.Response | WireResponse
 
 
 def load(model: type[F], data: dict[str, Any] | None, where: str) -> F:
@@ -125,14 +130,18 @@ def _rebuild(
     return secrets.scrub_error(rebuilt)
 
 
-def scrub_response(response: httpx2.Response, secrets: Secrets) -> httpx2.Response:
+def scrub_response(response: Response, secrets: Secrets) -> Response:
     """``response`` with every secret form replaced in its body and headers (itself when none
     occurs), so whatever reads it next — JSON parsing, excerpts, error texts — never sees one."""
     if not secrets:
         return response
     text = response.text
     clean = secrets.scrub(text)
-    items = response.headers.multi_items()
+    items = list(
+        response.headers.multi_items()
+        if isinstance(response, httpx2.Response)
+        else response.headers.items()
+    )
     if clean == text and all(secrets.scrub(value) == value for _, value in items):
         return response
     # The body is decoded already: drop the headers that described the wire form.
@@ -141,6 +150,17 @@ def scrub_response(response: httpx2.Response, secrets: Secrets) -> httpx2.Respon
         for name, value in items
         if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
     ]
+    if isinstance(response, WireResponse):
+        return WireResponse(
+            response.status_code,
+            CIMultiDict(headers),
+            clean.encode("utf-8", errors="replace"),
+            url=str(response.url),
+            method=response.request.method,
+            reason_phrase=response.reason_phrase,
+            encoding="utf-8",
+            history=response.history,
+        )
     try:
         request: httpx2.Request | None = response.request
     except RuntimeError:  # an answer built by hand (tests) has none
@@ -183,7 +203,7 @@ async def send(
     label: str,
     timeout_ms: Any = None,
     **kwargs: Any,
-) -> httpx2.Response:
+) -> Response:
     """One request through ``ctx.http``; the answer comes back scrubbed of ``secrets``, and
     transport failures become classified, scrubbed errors.
 
@@ -215,7 +235,7 @@ async def send(
     return scrub_response(response, secrets)
 
 
-def parse_body(response: httpx2.Response) -> Any:
+def parse_body(response: Response) -> Any:
     """The answer as JSON when it parses, else text (``None`` when empty)."""
     text = response.text
     if not text:
@@ -229,7 +249,7 @@ def parse_body(response: httpx2.Response) -> Any:
 
 
 def error_for(
-    response: httpx2.Response,
+    response: Response,
     *,
     secrets: Secrets,
     label: str,

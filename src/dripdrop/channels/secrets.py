@@ -10,6 +10,7 @@ since half a token cut at a boundary would no longer match.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -68,6 +69,23 @@ def _parts(value: str) -> set[str]:
     return {p for p in parts if len(p) >= MIN_LENGTH}
 
 
+# A worker sends through the same few adapters over and over: the forms of a credential and the
+# pattern of a set of forms are worked out once (a Secrets is built for every delivery).
+@functools.lru_cache(maxsize=4096)
+def _forms_of(value: str) -> frozenset[str]:
+    forms: set[str] = set()
+    for piece in {value, *_parts(value)}:
+        forms |= _encodings(piece)
+    return frozenset(forms)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pattern_of(forms: frozenset[str]) -> re.Pattern[str]:
+    # Longest first: a URL is replaced whole before its path, a pair before its password.
+    ordered = sorted(forms, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, ordered)))
+
+
 class Secrets:
     """Values that must never be shown, in every form they may take.
 
@@ -106,10 +124,10 @@ class Secrets:
             for item in value:
                 self.add(item)
         elif isinstance(value, str) and len(value.strip()) >= MIN_LENGTH:
-            value = value.strip()
-            for piece in {value, *_parts(value)}:
-                self._forms |= _encodings(piece)
-            self._pattern = None
+            forms = _forms_of(value.strip())
+            if not forms <= self._forms:
+                self._forms |= forms
+                self._pattern = None
 
     def add_header(self, name: str, value: Any) -> None:
         """Register a request header's value when the header carries credentials."""
@@ -140,9 +158,7 @@ class Secrets:
 
     def _compiled(self) -> re.Pattern[str]:
         if self._pattern is None:
-            # Longest first: a URL is replaced whole before its path, a pair before its password.
-            ordered = sorted(self._forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(map(re.escape, ordered)))
+            self._pattern = _pattern_of(frozenset(self._forms))
         return self._pattern
 
     def __bool__(self) -> bool:

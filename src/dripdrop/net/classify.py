@@ -11,6 +11,7 @@ from typing import Any
 import httpx2
 
 from dripdrop.errors import DeliveryError, OutboundBlocked, PermanentError, TransientError
+from dripdrop.net.wire import WireResponse
 
 MAX_RETRY_AFTER = 3600.0
 EXCERPT_CHARS = 500
@@ -58,7 +59,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def _body(response: httpx2.Response) -> Any:
+def _body(response: httpx2.Response | WireResponse) -> Any:
     try:
         text = response.text
     except (httpx2.ResponseNotRead, httpx2.StreamError, UnicodeDecodeError):
@@ -71,7 +72,7 @@ def _body(response: httpx2.Response) -> Any:
     return text[:EXCERPT_CHARS]
 
 
-def response_summary(response: httpx2.Response) -> dict[str, Any]:
+def response_summary(response: httpx2.Response | WireResponse) -> dict[str, Any]:
     """``{status, body, headers}`` for a delivery log: parsed JSON or a text excerpt."""
     headers = {k: response.headers[k] for k in _KEPT_HEADERS if k in response.headers}
     return {"status": response.status_code, "body": _body(response), "headers": headers}
@@ -82,7 +83,7 @@ def _excerpt(body: Any) -> str:
     return text[:EXCERPT_CHARS]
 
 
-def _from_response(response: httpx2.Response) -> TransientError | PermanentError:
+def _from_response(response: httpx2.Response | WireResponse) -> TransientError | PermanentError:
     status = response.status_code
     summary = response_summary(response)
     excerpt = _excerpt(summary["body"]) if summary["body"] not in (None, "") else ""
@@ -98,7 +99,7 @@ def _from_response(response: httpx2.Response) -> TransientError | PermanentError
 
 
 def classify_http_error(
-    exc_or_response: BaseException | httpx2.Response,
+    exc_or_response: BaseException | httpx2.Response | WireResponse,
 ) -> TransientError | PermanentError:
     """Classify a failed HTTP exchange for the retry logic.
 
@@ -108,7 +109,7 @@ def classify_http_error(
     a response. Raises ValueError for a 1xx/2xx response, which is not an error.
     """
     item = exc_or_response
-    if isinstance(item, httpx2.Response):
+    if isinstance(item, httpx2.Response | WireResponse):
         return _from_response(item)
     if isinstance(item, TransientError | PermanentError):
         return item

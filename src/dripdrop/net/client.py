@@ -6,20 +6,48 @@ import asyncio
 import ssl
 from typing import Any
 
+import aiohttp
 import httpx2
 
 from dripdrop.errors import ConfigurationError, PermanentError
 from dripdrop.net.policy import MAX_TIMEOUT_MS, OutboundPolicy
-from dripdrop.net.transport import GuardedTransport, response_too_large
+from dripdrop.net.transport import GuardedTransport, checked_ssl_context, response_too_large
+from dripdrop.net.wire import WIRE_OPTIONS, NotOnTheWire, new_session, wire_request
 
 # Options that would route requests around the guarded transport.
 _FORBIDDEN = ("transport", "mounts", "proxy", "trust_env", "follow_redirects", "max_redirects")
 
 
 class GuardedClient(httpx2.AsyncClient):
-    """An ``AsyncClient`` bound to an :class:`OutboundPolicy`; build it with create_http_client."""
+    """An ``AsyncClient`` bound to an :class:`OutboundPolicy`; build it with create_http_client.
+
+    Its own methods (``get``, ``send`` …) go through the guarded httpx2 transport;
+    :func:`guarded_request` goes through an aiohttp session under the same guard
+    (:mod:`dripdrop.net.wire`), opened on first use and closed with the client."""
 
     policy: OutboundPolicy
+    ssl_context: ssl.SSLContext
+    _wire: aiohttp.ClientSession | None = None
+
+    def wire_session(self) -> aiohttp.ClientSession:
+        """The aiohttp session of this client (made in the running loop on first use)."""
+        if self._wire is None or self._wire.closed:
+            self._wire = new_session(self.policy, self.ssl_context)
+        return self._wire
+
+    async def _close_wire(self) -> None:
+        if self._wire is not None:
+            await self._wire.close()
+            self._wire = None
+
+    async def aclose(self) -> None:
+        """Close both the httpx2 pool and the aiohttp session."""
+        await self._close_wire()
+        await super().aclose()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._close_wire()
+        await super().__aexit__(*exc)
 
 
 def create_http_client(policy: OutboundPolicy, **kwargs: Any) -> GuardedClient:
@@ -35,9 +63,10 @@ def create_http_client(policy: OutboundPolicy, **kwargs: Any) -> GuardedClient:
     if bad:
         raise ConfigurationError(f"create_http_client does not accept {', '.join(bad)}")
     verify: ssl.SSLContext | bool = kwargs.pop("verify", True)
+    ssl_context = checked_ssl_context(verify)
     transport = GuardedTransport(
         policy,
-        verify=verify,
+        verify=ssl_context,
         http1=kwargs.pop("http1", True),
         http2=kwargs.pop("http2", False),
         limits=kwargs.pop("limits", None),
@@ -55,6 +84,7 @@ def create_http_client(policy: OutboundPolicy, **kwargs: Any) -> GuardedClient:
         **kwargs,
     )
     client.policy = policy
+    client.ssl_context = ssl_context
     return client
 
 
@@ -83,6 +113,19 @@ async def guarded_request(
         raise ConfigurationError("guarded_request needs a client from create_http_client")
     policy = client.policy
     deadline = _deadline(kwargs.get("timeout"), policy)
+    if WIRE_OPTIONS.issuperset(kwargs):  # what providers and hooks send: the fast path
+        options = {k: v for k, v in kwargs.items() if k != "timeout"}
+        session = client.wire_session()
+        try:
+            async with asyncio.timeout(deadline):
+                return await wire_request(  # type: ignore[return-value]
+                    session, policy, method, url, follow_redirects=follow_redirects, **options
+                )
+        except TimeoutError:
+            host = httpx2.URL(str(url)).host
+            raise httpx2.ReadTimeout(f"request to {host} exceeded {deadline}s") from None
+        except NotOnTheWire:
+            pass  # an exotic URL: the httpx2 transport below sends it, under the same guard
     request = client.build_request(method, url, **kwargs)
     try:
         async with asyncio.timeout(deadline):

@@ -102,7 +102,9 @@ def response_too_large(limit: int, url: httpx2.URL) -> PermanentError:
     return PermanentError(f"response too large: more than {limit} bytes from {url.host}")
 
 
-def _checked_ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+def checked_ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    """A verifying SSL context for ``verify`` (True: the default trust store); anything that
+    would not verify is a ConfigurationError."""
     if verify is True:
         return httpx2.create_ssl_context(verify=True, trust_env=False)
     if (
@@ -135,7 +137,7 @@ class GuardedTransport(httpx2.AsyncHTTPTransport):
         limits = limits or httpx2.Limits()
         self.policy = policy
         self._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=_checked_ssl_context(verify),
+            ssl_context=checked_ssl_context(verify),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
