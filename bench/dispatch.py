@@ -21,6 +21,17 @@ per-run ratios, ours against a baseline measured in the same run on the same dat
 (d) ``run_due`` drain rate of 20k due executions with 100k future rows present vs none.
 (e) enroll -> delivered latency of an immediate step on an idle ``run_worker`` (poll 5 s, woken
     by LISTEN/NOTIFY).
+(r) real deliveries (``--real-n``, 5,000) to a loopback sink (``bench/sink.py``: a minimal
+    asyncio HTTP/1.1 keep-alive server in its own process): ``run_due(concurrency=C)`` over a
+    one-step sequence, for a signed webhook and for Mailgun's API, beside bare httpx2 and bare
+    aiohttp clients (the ``bench`` extra) posting the same requests to the same sink, at most C
+    at a time, for C = 10 and 100. Same requests: same body and headers, including the
+    User-Agent/Accept ones DripDrop's HTTP client sent, byte counts checked at the sink. Prints
+    exec/s, the client process's CPU per delivery, the sink's own CPU (its ceiling) and
+    DripDrop / fastest bare.
+(w) the webhook case of (r) at C = 100 (``--profile-real-n``, 2,000) under cProfile in CPU
+    time (``--profile-real`` adds it): CPU by group (HTTP client stack, engine, signing,
+    database ...) and the top 25 functions. Parts r and w are not in the default ``--only``.
 
 Then ``run_due`` is profiled once with cProfile (event-loop thread and database threads merged)
 into ``bench/profile_dispatch.txt``.
@@ -30,23 +41,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import cProfile
+import hashlib
+import hmac
 import io
 import json
 import os
 import pstats
+import re
 import statistics
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
+from sink import Sink  # bench/sink.py: this script's directory is first on sys.path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -622,13 +640,452 @@ def bench_latency(bench: Bench, samples: int) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- (r) real deliveries
+
+CLIENTS = ("DripDrop", "httpx2", "aiohttp")
+REAL_CONCURRENCIES = (10, 100)
+WEBHOOK_PATH = "/hooks/welcome"
+WEBHOOK_KEY = b"dripdrop-bench-signing-key-0123"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(WEBHOOK_KEY).decode()
+WEBHOOK_BODY = '{"event":"welcome","email":"{{ email }}","name":"{{ name }}"}'
+MAILGUN_DOMAIN = "mg.example.com"
+MAILGUN_KEY = "key-bench-0123456789"
+MAILGUN_AUTH = "Basic " + base64.b64encode(f"api:{MAILGUN_KEY}".encode()).decode()
+# Headers every request carries whatever its content: the bare clients send the ones DripDrop's
+# HTTP client sent (``client_headers``), instead of their own defaults.
+PER_REQUEST_HEADERS = frozenset({"host", "content-length"})
+
+Request = tuple[str, dict[str, str], bytes]
+
+
+def webhook_request(base: str, i: int, key: str) -> Request:
+    """The webhook step's request to subscriber ``u{i}`` (execution id ``key``), signed the
+    Standard Webhooks way with the stdlib alone (``check_signing`` compares it with DripDrop's)."""
+    body = f'{{"event":"welcome","email":"u{i}@example.com","name":"User {i}"}}'.encode()
+    stamp = str(int(time.time()))
+    mac = hmac.new(WEBHOOK_KEY, f"{key}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    headers = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": key,
+        "webhook-id": key,
+        "webhook-timestamp": stamp,
+        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    }
+    return base + WEBHOOK_PATH, headers, body
+
+
+def mailgun_request(base: str, i: int, key: str) -> Request:
+    """The Mailgun adapter's request for the email step to ``u{i}``: its form fields, in order."""
+    form = {
+        "from": "a@example.com",
+        "to": f"u{i}@example.com",
+        "subject": f"Hi User {i}",
+        "text": f"Hello User {i}",
+        "h:Message-Id": f"<{key}@example.com>",
+        "html": f"Hello User {i}",
+    }
+    headers = {"Authorization": MAILGUN_AUTH, "Content-Type": "application/x-www-form-urlencoded"}
+    return f"{base}/v3/{MAILGUN_DOMAIN}/messages", headers, urlencode(form).encode()
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One kind of real delivery: DripDrop's adapter and step for it, and the same request as
+    the bare clients build it."""
+
+    name: str
+    channel: str
+    provider: str
+    credentials: dict[str, Any]
+    config: Callable[[str], dict[str, Any]]  # the adapter's config, given the sink's URL
+    step: Callable[[str], dict[str, Any]]  # the step's config, given the sink's URL
+    request: Callable[[str, int, str], Request]
+
+
+SHAPES = (
+    Shape(
+        "webhook",
+        "webhook",
+        "http",
+        {"signing_secret": WEBHOOK_SECRET},
+        lambda url: {},
+        lambda url: {"url": url + WEBHOOK_PATH, "body": WEBHOOK_BODY},
+        webhook_request,
+    ),
+    Shape(
+        "mailgun",
+        "email",
+        "mailgun",
+        {"api_key": MAILGUN_KEY},
+        lambda url: {"domain": MAILGUN_DOMAIN, "from": "a@example.com", "base_url": url},
+        lambda url: CONFIG,
+        mailgun_request,
+    ),
+)
+
+
+@dataclass
+class Sample:
+    """One timed run of one client: wall and client-process CPU seconds, what the sink saw."""
+
+    n: int
+    seconds: float
+    cpu: float  # the client process, all threads (DripDrop's database threads included)
+    sink: dict[str, Any]
+    sink_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu / self.n * 1e6
+
+    @property
+    def sink_us(self) -> float:
+        return self.sink_cpu / self.n * 1e6
+
+    @property
+    def sink_busy(self) -> float:
+        """The share of one core the sink used: near 1 would make it the bottleneck."""
+        return self.sink_cpu / self.seconds
+
+
+def timed(sink: Sink, n: int, fn: Callable[[], Any]) -> Sample:
+    """Time ``fn`` (which must make ``n`` requests to the sink) and check the sink saw them."""
+    start = sink.reset()
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    seen = sink.reset()
+    assert seen["requests"] == n, f"the sink saw {seen['requests']} requests, not {n}"
+    return Sample(n, seconds, cpu, seen, seen["cpu"] - start["cpu"])
+
+
+def real_dd(bench: Bench, shape: Shape, sink_url: str) -> DripDrop:
+    """A fresh schema with sequence ``r``: one immediate step of ``shape`` posting to the sink."""
+    dd = DripDrop(
+        bench.url,
+        schema=bench.schema("r"),
+        encryption_key=generate_key(),
+        allow_private_network=True,  # the sink listens on loopback
+    )
+    bench.instances.append(dd)
+    dd.setup()
+    seq = dd.create_sequence(name="R", key="r")
+    version = dd.create_sequence_version(seq.id, active=True)
+    dd.create_channel_adapter(
+        name=shape.name,
+        channel=shape.channel,
+        provider=shape.provider,
+        credentials=shape.credentials,
+        config=shape.config(sink_url),
+    )
+    dd.create_step(version.id, name="a", channel=shape.channel, config=shape.step(sink_url))
+    return dd
+
+
+def enrolled_real(bench: Bench, shape: Shape, sink: Sink, n: int) -> DripDrop:
+    dd = real_dd(bench, shape, sink.url)
+    assert dd.enroll_many("r", items(n)) == n
+    vacuum_analyze(bench, dd.schema)
+    return dd
+
+
+def all_sent(dd: DripDrop, n: int) -> None:
+    sent, total = ids_of(
+        dd, "SELECT count(*) FILTER (WHERE state = 'sent'), count(*) FROM {s}.step_executions"
+    )
+    assert sent == total == n, (sent, total, n)
+
+
+def run_dripdrop(bench: Bench, shape: Shape, sink: Sink, n: int, c: int) -> Sample:
+    """``run_due(concurrency=c)`` over ``n`` enrolled subscribers (enrolling is not timed)."""
+    dd = enrolled_real(bench, shape, sink, n)
+    summaries: list[Any] = []
+    sample = timed(sink, n, lambda: summaries.append(dd.run_due(concurrency=c)))
+    assert summaries[0].sent == n, summaries
+    all_sent(dd, n)
+    bench.close(dd)
+    return sample
+
+
+async def each(keys: list[str], c: int, send: Callable[[int, str], Any]) -> None:
+    """Await ``send(i, key)`` for every key, at most ``c`` at a time (as run_due bounds them)."""
+    sem = asyncio.Semaphore(c)
+
+    async def one(i: int, key: str) -> None:
+        async with sem:
+            await send(i, key)
+
+    await asyncio.gather(*(one(i, key) for i, key in enumerate(keys)))
+
+
+async def post_httpx2(
+    shape: Shape, base: str, keys: list[str], c: int, extra: dict[str, str]
+) -> None:
+    import httpx2
+
+    # Default limits (no pool cap), as create_http_client's; the semaphore bounds it.
+    async with httpx2.AsyncClient(timeout=10.0, trust_env=False) as client:
+        client.headers.clear()  # httpx2's defaults: send DripDrop's instead
+        client.headers.update(extra)
+
+        async def send(i: int, key: str) -> None:
+            url, headers, body = shape.request(base, i, key)
+            response = await client.post(url, content=body, headers=headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"httpx2: HTTP {response.status_code}")
+
+        await each(keys, c, send)
+
+
+async def post_aiohttp(
+    shape: Shape, base: str, keys: list[str], c: int, extra: dict[str, str]
+) -> None:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=c)
+    timeout = aiohttp.ClientTimeout(total=10)
+    # aiohttp's own defaults go, unless DripDrop's client sent the same header.
+    sent = {name.lower() for name in extra}
+    skip = [h for h in ("Accept", "Accept-Encoding", "User-Agent") if h.lower() not in sent]
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=extra, skip_auto_headers=skip
+    ) as session:
+
+        async def send(i: int, key: str) -> None:
+            url, headers, body = shape.request(base, i, key)
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"aiohttp: HTTP {response.status}")
+
+        await each(keys, c, send)
+
+
+def run_bare(
+    post: Callable[..., Any], shape: Shape, sink: Sink, n: int, c: int, extra: dict[str, str]
+) -> Sample:
+    keys = new_id_strings(n)  # the same kind of ids DripDrop's executions have
+    return timed(sink, n, lambda: asyncio.run(post(shape, sink.url, keys, c, extra)))
+
+
+def header_lines(head: str) -> list[tuple[str, str]]:
+    pairs = (line.partition(":") for line in head.split("\r\n")[1:])
+    return [(name, value.strip()) for name, _, value in pairs]
+
+
+def header_names(head: str) -> list[str]:
+    return sorted(name.lower() for name, _ in header_lines(head))
+
+
+def client_headers(shape: Shape, ours: dict[str, Any]) -> dict[str, str]:
+    """The headers DripDrop's HTTP client added of its own (User-Agent, Accept ...), as its
+    first request at the sink carried them: the bare clients send exactly these."""
+    _, built, _ = shape.request("", 0, "k")
+    own = PER_REQUEST_HEADERS | {name.lower() for name in built}
+    return {
+        name: value for name, value in header_lines(ours["first_head"]) if name.lower() not in own
+    }
+
+
+def check_same_requests(got: dict[str, Sample]) -> None:
+    """All clients sent the same requests: same header names, same head and body bytes."""
+    ours = got["DripDrop"].sink
+    for name, sample in got.items():
+        seen = sample.sink
+        assert header_names(seen["first_head"]) == header_names(ours["first_head"]), (
+            name,
+            seen["first_head"],
+            ours["first_head"],
+        )
+        for part in ("head_bytes", "body_bytes"):
+            assert seen[part] == ours[part], (name, part, seen[part], ours[part])
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+SUBSCRIBER = re.compile(r"u(\d+)(?:@|%40)example\.com")
+
+
+def check_same_content(shape: Shape, ours: dict[str, Any]) -> None:
+    """The bare clients' builder, given the subscriber and execution id of DripDrop's first
+    request at the sink, makes the same body and the same headers (bar the time-stamped ones)."""
+    head, body = ours["first_head"], ours["first_body"]
+    found_key = UUID.search(head + body)
+    found_sub = SUBSCRIBER.search(body)
+    assert found_key and found_sub, (head, body)
+    _, headers, ours_again = shape.request("", int(found_sub[1]), found_key[0])
+    assert ours_again.decode() == body, (ours_again, body)
+    lines = {line.lower() for line in head.split("\r\n")}
+    for name, value in headers.items():
+        if name not in ("webhook-timestamp", "webhook-signature"):
+            assert f"{name}: {value}".lower() in lines, (name, value, head)
+
+
+def check_signing() -> None:
+    """The bare clients' stdlib signature is DripDrop's own (same key, id, time and body)."""
+    from dripdrop.channels.webhook_signing import sign
+
+    key = new_id_strings(1)[0]
+    _, headers, body = webhook_request("", 0, key)
+    stamp = int(headers["webhook-timestamp"])
+    assert headers["webhook-signature"] == sign(WEBHOOK_SECRET, key, stamp, body)
+
+
+def real_round(
+    bench: Bench,
+    shape: Shape,
+    sink: Sink,
+    n: int,
+    c: int,
+    extra: dict[str, str],
+    first: int = 0,
+) -> dict[str, Sample]:
+    """One run of each client, starting with ``CLIENTS[first]`` (the order rotates by run, so
+    no client always runs first or last)."""
+    runners: dict[str, Callable[[], Sample]] = {
+        "DripDrop": lambda: run_dripdrop(bench, shape, sink, n, c),
+        "httpx2": lambda: run_bare(post_httpx2, shape, sink, n, c, extra),
+        "aiohttp": lambda: run_bare(post_aiohttp, shape, sink, n, c, extra),
+    }
+    k = first % len(CLIENTS)
+    got = {name: runners[name]() for name in CLIENTS[k:] + CLIENTS[:k]}
+    check_same_content(shape, got["DripDrop"].sink)
+    check_same_requests(got)
+    return {name: got[name] for name in CLIENTS}
+
+
+def fastest_bare(got: dict[str, Sample]) -> str:
+    return max(CLIENTS[1:], key=lambda name: got[name].rate)
+
+
+def bench_real(bench: Bench, sink: Sink, n: int, runs: int) -> dict[tuple[str, int], Any]:
+    """Every shape at every concurrency: ``runs`` rounds of the three clients each."""
+    check_signing()
+    out: dict[tuple[str, int], Any] = {}
+    for shape in SHAPES:
+        # Warm-up (imports, templates, first sockets), and the headers DripDrop's client sends.
+        extra = client_headers(shape, run_dripdrop(bench, shape, sink, 200, 10).sink)
+        say(f"  (r) {shape.name}: the HTTP client's own headers: {extra}")
+        real_round(bench, shape, sink, 200, 10, extra)
+        for c in REAL_CONCURRENCIES:
+            samples = [real_run(bench, shape, sink, n, c, extra, run) for run in range(runs)]
+            out[(shape.name, c)] = summarize_real(samples)
+    return out
+
+
+def real_run(
+    bench: Bench, shape: Shape, sink: Sink, n: int, c: int, extra: dict[str, str], run: int
+) -> dict[str, Sample]:
+    got = real_round(bench, shape, sink, n, c, extra, first=run)
+    figures = ", ".join(
+        f"{name} {s.rate:,.0f}/s ({s.cpu_us:,.0f} µs CPU)" for name, s in got.items()
+    )
+    top = got[fastest_bare(got)]
+    say(
+        f"  (r) {shape.name} c={c} run {run + 1}: {figures}; sink "
+        f"{top.sink_us:.0f} µs/req, {top.sink_busy:.0%} busy under the fastest"
+    )
+    return got
+
+
+def summarize_real(samples: list[dict[str, Sample]]) -> dict[str, Any]:
+    """Medians over the runs, per client, and the median per-run ratios of DripDrop's rate."""
+    per: dict[str, Any] = {}
+    for name in CLIENTS:
+        runs = [s[name] for s in samples]
+        per[name] = {
+            "rate": med([s.rate for s in runs]),
+            "cpu_us": med([s.cpu_us for s in runs]),
+            "sink_us": med([s.sink_us for s in runs]),
+            "sink_busy": med([s.sink_busy for s in runs]),
+            "conns": med([s.sink["connections"] for s in runs]),
+            "spread": (max(s.rate for s in runs) - min(s.rate for s in runs))
+            / med([s.rate for s in runs]),
+        }
+    fastest = [fastest_bare(s) for s in samples]
+    ratios = [s["DripDrop"].rate / s[f].rate for s, f in zip(samples, fastest, strict=True)]
+    return {
+        "clients": per,
+        "fastest": statistics.mode(fastest),
+        "vs_fastest": med(ratios),
+        "vs_fastest_range": (min(ratios), max(ratios)),
+        "vs_httpx2": med([s["DripDrop"].rate / s["httpx2"].rate for s in samples]),
+        "head": samples[0]["DripDrop"].sink["head_bytes"] / samples[0]["DripDrop"].n,
+        "body": samples[0]["DripDrop"].sink["body_bytes"] / samples[0]["DripDrop"].n,
+    }
+
+
+def print_real(res: dict[tuple[str, int], Any], n: int, runs: int) -> None:
+    say(f"\n(r) real deliveries to the loopback sink, {n:,} each, medians of {runs} runs")
+    head = (
+        "case",
+        "client",
+        "exec/s",
+        "CPU µs/exec",
+        "sink µs/req",
+        "sink busy",
+        "conns",
+        "spread",
+    )
+    table = [head]
+    for (shape, c), r in res.items():
+        for name, f in r["clients"].items():
+            table.append(
+                (
+                    f"{shape} c={c}" if name == CLIENTS[0] else "",
+                    name,
+                    f"{f['rate']:,.0f}",
+                    f"{f['cpu_us']:,.0f}",
+                    f"{f['sink_us']:.0f}",
+                    f"{f['sink_busy']:.0%}",
+                    f"{f['conns']:.0f}",
+                    f"{f['spread']:.0%}",
+                )
+            )
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for k, row in enumerate(table):
+        say(
+            "  ".join(
+                cell.ljust(w) if i < 2 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if k == 0:
+            say("  ".join("-" * w for w in widths))
+    for (shape, c), r in res.items():
+        f = r["clients"]
+        # Without a profiler's distortion: how much of DripDrop's CPU per delivery bare httpx2
+        # spends on the very same requests (the rest is engine, guard, database, ...).
+        share = f["httpx2"]["cpu_us"] / f["DripDrop"]["cpu_us"]
+        say(
+            f"  {shape} c={c}: DripDrop / fastest bare ({r['fastest']}) {r['vs_fastest']:.2f} "
+            f"(runs {r['vs_fastest_range'][0]:.2f}-{r['vs_fastest_range'][1]:.2f}), "
+            f"/ bare httpx2 {r['vs_httpx2']:.2f}; bare httpx2's CPU per request is {share:.0%} "
+            f"of DripDrop's per delivery; request {r['head']:.0f} B head + {r['body']:.0f} B "
+            "body from every client"
+        )
+    sink_us = min(f["sink_us"] for r in res.values() for f in r["clients"].values())
+    say(
+        "  CPU µs/exec: the client process (time.process_time, all its threads; PostgreSQL's "
+        "own CPU is not in it). spread: (max - min) / median of exec/s over the runs. The "
+        f"sink's ceiling: about {1e6 / sink_us:,.0f} requests/s on one core at its best "
+        f"{sink_us:.0f} µs/request; 'sink busy' is its share of a core during each client's runs."
+    )
+
+
 # --------------------------------------------------------------------------- profile
 
 
 @contextlib.contextmanager
-def profiled_db_threads() -> Iterator[list[cProfile.Profile]]:
+def profiled_db_threads(
+    timer: Callable[[], float] | None = None,
+) -> Iterator[list[cProfile.Profile]]:
     """cProfile every ThreadDb call (they run in asyncio.to_thread workers), one profile per
-    thread, so the claim/record side shows up beside the event loop."""
+    thread, so the claim/record side shows up beside the event loop. ``timer`` as cProfile's
+    (``time.thread_time`` for CPU time; wall time by default)."""
     from dripdrop.worker.db import ThreadDb
 
     profiles: list[cProfile.Profile] = []
@@ -638,7 +1095,7 @@ def profiled_db_threads() -> Iterator[list[cProfile.Profile]]:
     def call(self: Any, fn: Callable[..., Any], *args: Any) -> Any:
         prof = getattr(local, "prof", None)
         if prof is None:
-            prof = local.prof = cProfile.Profile()
+            prof = local.prof = cProfile.Profile(timer) if timer else cProfile.Profile()
             profiles.append(prof)
         prof.enable()
         try:
@@ -696,7 +1153,193 @@ def profile_e2e(bench: Bench, n: int) -> str:
     return text_out
 
 
+# Where the CPU of a real delivery goes: each function's own time, grouped by where it lives.
+# Paths are matched in order; C built-ins ("~") are grouped by their names.
+PROFILE_GROUPS = (
+    ("HTTP client: httpx2", ("/httpx2/",)),
+    ("HTTP client: httpcore2 + h11", ("/httpcore2/", "/h11/")),
+    ("HTTP client: anyio streams", ("/anyio/", "/sniffio/")),
+    (
+        "HTTP client: aiohttp (+ yarl, multidict)",
+        ("/aiohttp/", "/yarl/", "/multidict/", "/aiohappyeyeballs/", "/propcache/"),
+    ),
+    ("dripdrop.net (guard, guarded_request)", ("/dripdrop/net/",)),
+    ("dripdrop.channels (provider, signing, scrub)", ("/dripdrop/channels/",)),
+    ("dripdrop.templates", ("/dripdrop/templates/",)),
+    ("dripdrop engine + worker + rest", ("/dripdrop/",)),
+    ("database: SQLAlchemy + psycopg", ("/sqlalchemy/", "/psycopg")),
+    ("pydantic", ("/pydantic",)),
+    ("template engines (liquid, jinja2, ...)", ("/liquid/", "/jinja2/", "/pystache/")),
+    ("asyncio event loop", ("/asyncio/", "/selectors.py")),
+)
+BUILTIN_GROUPS = (
+    ("socket I/O (send/recv/connect)", ("_socket.socket",)),
+    ("asyncio event loop", ("select.epoll", "_asyncio.")),
+    ("database: SQLAlchemy + psycopg", ("psycopg", "sqlalchemy")),
+    ("HTTP client: aiohttp (+ yarl, multidict)", ("aiohttp", "yarl", "multidict", "propcache")),
+    ("hashing (hmac, sha256)", ("_hashlib", "hmac")),
+    ("json", ("json", "orjson")),
+    ("pydantic", ("pydantic",)),
+)
+HTTP_STACK = ("HTTP client:", "socket I/O")
+# Helpers that only mean something through their callers (isinstance, dict.get, socket.py's
+# properties ...): the charged view splits their time among the groups that called them.
+HELPER_GROUPS = frozenset({"other C built-ins", "other Python (stdlib, ...)"})
+
+
+def profile_group(filename: str, function: str) -> str:
+    if filename == "~":
+        for name, marks in BUILTIN_GROUPS:
+            if any(m in function for m in marks):
+                return name
+        return "other C built-ins"
+    path = filename.replace("\\", "/")
+    for name, marks in PROFILE_GROUPS:
+        if any(m in path for m in marks):
+            return name
+    return "other Python (stdlib, ...)"
+
+
+def group_shares(stats: pstats.Stats, *, charged: bool = False) -> dict[str, float]:
+    """Own (tottime) seconds per group; ``charged``: helpers' time goes to their callers'
+    groups, in proportion to the time each caller spent in them."""
+    rows = stats.stats  # type: ignore[attr-defined]
+    totals: dict[str, float] = {}
+
+    def add(key: tuple[str, int, str], seconds: float, depth: int = 0) -> None:
+        group = profile_group(key[0], key[2])
+        callers = {k: v for k, v in rows[key][4].items() if k in rows}
+        spent = sum(v[2] for v in callers.values())
+        if charged and group in HELPER_GROUPS and spent > 0 and depth < 10:
+            for caller, v in callers.items():
+                add(caller, seconds * v[2] / spent, depth + 1)
+        else:
+            totals[group] = totals.get(group, 0.0) + seconds
+
+    for key, row in rows.items():
+        add(key, row[2])
+    return totals
+
+
+# Entry points whose cumulative CPU tells the story: (file suffix, function, what it is).
+PROFILE_POINTS = (
+    ("dripdrop/net/client.py", "guarded_request", "guarded_request: the whole HTTP exchange"),
+    ("httpx2/_client.py", "send", "httpx2 AsyncClient.send"),
+    ("aiohttp/client.py", "_request", "aiohttp ClientSession._request"),
+    ("dripdrop/channels/providers/webhook_http.py", "send", "WebhookProvider.send"),
+    ("dripdrop/channels/webhook_signing.py", "signature_headers", "signing"),
+    ("dripdrop/channels/http.py", "scrub_response", "scrub_response"),
+    ("dripdrop/worker/db.py", "_call", "database calls (ThreadDb._call, DB threads)"),
+)
+
+
+def point_times(stats: pstats.Stats) -> list[tuple[str, float]]:
+    """Cumulative seconds of each entry point the profile saw (the HTTP client not in use is
+    left out)."""
+    found = []
+    for suffix, function, label in PROFILE_POINTS:
+        rows = [
+            row
+            for (filename, _line, fn), row in stats.stats.items()  # type: ignore[attr-defined]
+            if fn == function and filename.replace("\\", "/").endswith(suffix)
+        ]
+        if rows:
+            found.append((label, sum(row[3] for row in rows)))
+    return found
+
+
+def profile_real(bench: Bench, sink: Sink, n: int, c: int) -> str:
+    """cProfile (CPU time per thread) of the webhook case's ``run_due``: the event-loop thread
+    and the database threads, merged; shares by group, then the top 25 functions."""
+    stats, sample, threads = profiled_delivery(bench, sink, n, c)
+    total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    head = (
+        f"cProfile (thread CPU time) of run_due(concurrency={c}) delivering {n:,} signed webhooks "
+        f"to the sink: {sample.rate:,.0f}/s under the profiler; process CPU {sample.cpu:.2f} s "
+        f"({sample.cpu_us:,.0f} µs/exec), profiled CPU {total:.2f} s (event loop + {threads} "
+        "database threads). The profiler's cost per call inflates code that makes many small "
+        "calls (such as httpcore2's pool bookkeeping): the profiler-free CPU figures of (r) "
+        "are the check."
+    )
+    text_out = head + "\n\n" + shares_table(stats, total) + "\n\n"
+    stats.strip_dirs()
+    text_out += dump_stats(stats, "cumulative", "top 25 by cumulative CPU (merged)")
+    text_out += dump_stats(stats, "tottime", "top 25 by own CPU (merged)")
+    return text_out
+
+
+def profiled_delivery(bench: Bench, sink: Sink, n: int, c: int) -> tuple[pstats.Stats, Sample, int]:
+    """The merged profile of one webhook drain, its sample and how many database threads."""
+    dd = enrolled_real(bench, SHAPES[0], sink, n)
+    # thread_time: CPU seconds, so waits on the sink and on PostgreSQL do not count.
+    main = cProfile.Profile(time.thread_time)
+    summaries: list[Any] = []
+
+    def drain() -> None:
+        main.enable()
+        try:
+            summaries.append(dd.run_due(concurrency=c))
+        finally:
+            main.disable()
+
+    with profiled_db_threads(time.thread_time) as threads:
+        sample = timed(sink, n, drain)
+    assert summaries[0].sent == n, summaries
+    all_sent(dd, n)
+    bench.close(dd)
+    stats = pstats.Stats(main)
+    for prof in threads:
+        stats.add(prof)
+    return stats, sample, len(threads)
+
+
+def shares_table(stats: pstats.Stats, total: float) -> str:
+    own = group_shares(stats)
+    charged = group_shares(stats, charged=True)
+    lines = [
+        "CPU by group, share of the profiled CPU: own time, and with stdlib / C helpers charged",
+        "to their callers",
+    ]
+    for name in sorted(own, key=lambda g: -charged.get(g, 0.0)):
+        lines.append(f"  {own[name] / total:6.1%}  {charged.get(name, 0.0) / total:6.1%}  {name}")
+    for label, view in (("own", own), ("charged", charged)):
+        http = sum(v for g, v in view.items() if g.startswith(HTTP_STACK))
+        lines.append(
+            f"  -> HTTP client stack (httpx2 or aiohttp and below, sockets), {label}: "
+            f"{http / total:.1%}"
+        )
+    lines += ["", "Cumulative CPU of key entry points (share of the profiled CPU):"]
+    lines += [f"  {ct / total:6.1%}  {ct:6.2f} s  {label}" for label, ct in point_times(stats)]
+    return "\n".join(lines)
+
+
+def dump_stats(stats: pstats.Stats, sort: str, title: str, limit: int = 25) -> str:
+    buf = io.StringIO()
+    stats.stream = buf  # type: ignore[attr-defined]
+    stats.sort_stats(sort).print_stats(limit)
+    body = buf.getvalue()
+    body = body[body.find("   ncalls") :] if "   ncalls" in body else body
+    return f"==== {title} ====\n{body}\n"
+
+
 # --------------------------------------------------------------------------- main
+
+
+def run_real_parts(
+    bench: Bench, only: str, n: int, profile_n: int, runs: int, res: dict[str, Any]
+) -> None:
+    """Parts r and w, with one sink process for both."""
+    with Sink() as sink:
+        if "r" in only:
+            say(
+                f"(r) real deliveries, {n:,} per run, to the loopback sink at {sink.url}: "
+                f"DripDrop vs bare httpx2 vs bare aiohttp, concurrency {REAL_CONCURRENCIES}"
+            )
+            res["r"] = bench_real(bench, sink, n, runs)
+            print_real(res["r"], n, runs)
+        if "w" in only:
+            say(f"\n(w) profiling real webhook deliveries, {profile_n:,} at concurrency 100")
+            say(profile_real(bench, sink, profile_n, 100).rstrip())
 
 
 def verdict(ok: bool | None) -> str:
@@ -718,8 +1361,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-n", type=int, default=20_000)
     ap.add_argument("--future", type=int, default=0, help="override the big count of (c)")
     ap.add_argument("--only", default="abcdep", help="parts to run, e.g. 'ab' (p = profile)")
+    ap.add_argument("--real-n", type=int, default=5_000, help="deliveries per run in (r), (w)")
+    ap.add_argument(
+        "--profile-real", action="store_true", help="profile real webhook deliveries (part w)"
+    )
+    # cProfile with a CPU-time timer slows deliveries about tenfold: (w) profiles fewer.
+    ap.add_argument("--profile-real-n", type=int, default=2_000, help="deliveries in (w)")
     args = ap.parse_args(argv)
     big = args.future or (1_000_000 if args.quick else 5_000_000)
+    if args.profile_real and "w" not in args.only:
+        args.only += "w"
     n, runs = args.n, args.runs
 
     bench = Bench(args.database_url)
@@ -754,6 +1405,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"profiling run_due over {args.profile_n:,} executions -> {PROFILE_PATH}")
             prof = profile_e2e(bench, args.profile_n)
             say(prof[: prof.find("==== database threads")].rstrip())
+        if "r" in args.only or "w" in args.only:
+            run_real_parts(bench, args.only, args.real_n, args.profile_real_n, runs, res)
     finally:
         bench.cleanup()
 
@@ -854,6 +1507,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{d['ratio']:.2f}",
                 ">= 0.9",
                 d["ratio"] >= 0.9,
+            )
+        )
+    for (shape, c), r in res.get("r", {}).items():
+        rows.append(
+            (
+                f"(r) {shape} c={c} exec/s vs fastest bare",
+                f"{r['clients']['DripDrop']['rate']:,.0f}",
+                f"{r['clients'][r['fastest']]['rate']:,.0f}",
+                f"{r['vs_fastest']:.2f}",
+                "(info)",
+                None,
             )
         )
     if "e" in res:
