@@ -24,7 +24,7 @@ What the guard does (the SSRF defence):
   ``MAX_TIMEOUT_MS``) or else ``policy.timeout``.
 * Two transports enforce these rules: ``guarded_request`` sends through one aiohttp session
   per client (:mod:`dripdrop.net.wire`: a resolver that vets every address, IP literals vetted
-  before sending, ~5× less CPU per request than httpx2's pool) and answers a
+  before sending, a fifth of the CPU per request of httpx2's pool) and answers a
   :class:`~dripdrop.net.wire.WireResponse`; the client's own httpx2 methods (``client.get`` …)
   and URLs aiohttp would rewrite (``127.1``) go through :class:`GuardedTransport`.
 * ``allow_private_network`` lifts the private-range refusals (not cloud metadata, in any IPv6
