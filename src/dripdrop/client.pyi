@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from dripdrop.engine.simulate import Timeline
 from dripdrop.records import (
+    ApiKey,
     ChannelAdapter,
     Condition,
     Enrollment,
@@ -437,6 +438,23 @@ class DripDrop:
         tenant_key: str | None = None,
         connection: Connection | Session | scoped_session[Any] | None = None,
     ) -> list[Event]: ...
+    def create_api_key(
+        self,
+        name: str,
+        scopes: Any = ...,
+        *,
+        tenant_key: str | None = None,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> ApiKey: ...
+    def list_api_keys(
+        self,
+        *,
+        include_revoked: bool = False,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> list[ApiKey]: ...
+    def revoke_api_key(
+        self, key_id: Any, *, connection: Connection | Session | scoped_session[Any] | None = None
+    ) -> ApiKey: ...
     def list_notifications(
         self,
         topic: str,
@@ -808,6 +826,23 @@ class AsyncDripDrop:
         tenant_key: str | None = None,
         connection: AsyncConnection | AsyncSession | None = None,
     ) -> list[Event]: ...
+    async def create_api_key(
+        self,
+        name: str,
+        scopes: Any = ...,
+        *,
+        tenant_key: str | None = None,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> ApiKey: ...
+    async def list_api_keys(
+        self,
+        *,
+        include_revoked: bool = False,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> list[ApiKey]: ...
+    async def revoke_api_key(
+        self, key_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
+    ) -> ApiKey: ...
     async def list_notifications(
         self,
         topic: str,

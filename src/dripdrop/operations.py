@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dripdrop.definitions import adapters, conditions, http_hooks, readiness, sequences, steps
+from dripdrop.definitions import (
+    adapters,
+    api_keys,
+    conditions,
+    http_hooks,
+    readiness,
+    sequences,
+    steps,
+)
 from dripdrop.engine import bulk, enrollments, events, notifications
 
 OPERATIONS: dict[str, Callable[..., Any]] = {
@@ -61,6 +69,10 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "replay": enrollments.replay,
     "track_event": events.track_event,
     "track": events.track,
+    # REST API keys
+    "create_api_key": api_keys.create_api_key,
+    "list_api_keys": api_keys.list_api_keys,
+    "revoke_api_key": api_keys.revoke_api_key,
     # in-app inbox
     "list_notifications": notifications.list_notifications,
     "mark_read": notifications.mark_read,

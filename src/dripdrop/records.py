@@ -217,6 +217,22 @@ class Notification:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A REST API key. ``secret`` (the Bearer token) is set only on the record
+    ``create_api_key`` returns: it is stored as a hash and cannot be shown again."""
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str] = field(default_factory=list)
+    tenant_key: str | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    inserted_at: datetime | None = None
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class VersionProblem:
     """Something that would make a step of a version fail every send (``check_version``)."""
 

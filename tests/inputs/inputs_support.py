@@ -82,6 +82,7 @@ class World:
     hook: Any
     enrollment: Any
     execution: Any
+    api_key: Any = None
 
 
 def make_world(dd: Any) -> World:
@@ -97,7 +98,8 @@ def make_world(dd: Any) -> World:
     )
     enrollment = dd.enroll("world", {"type": "User", "id": 1}, data={"email": "a@example.com"})
     execution = dd.list_executions(enrollment.id)[0]
-    return World(seq, version, step, condition, adapter, hook, enrollment, execution)
+    api_key = dd.create_api_key("world", scopes=["read"])
+    return World(seq, version, step, condition, adapter, hook, enrollment, execution, api_key)
 
 
 # (method name, positional arguments, keyword arguments)
@@ -411,6 +413,9 @@ def entry_points(w: World) -> dict[str, Call]:
             (sub, "clicked"),
             dict(event_data={"a": 1}, event_type="custom", tenant_key=None),
         ),
+        "create_api_key": ("create_api_key", ("ci",), dict(scopes=["read"], tenant_key=None)),
+        "list_api_keys": ("list_api_keys", (), dict(include_revoked=False)),
+        "revoke_api_key": ("revoke_api_key", (w.api_key.id,), {}),
     }
 
 

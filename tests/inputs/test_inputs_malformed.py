@@ -39,6 +39,7 @@ GROUPS = {
     "adapters": ("adapter",),
     "hooks": ("http_hook",),
     "enrollments": ("enroll", "execution", "replay", "track"),
+    "api_keys": ("api_key",),
 }
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -278,6 +278,18 @@ class Notification(_Stamped, Base):
             postgresql_where=text("execution_id IS NOT NULL"),
         ),
     )
+
+
+class ApiKey(_Stamped, Base):
+    __tablename__ = "api_keys"
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    prefix: Mapped[str] = mapped_column(Text, nullable=False)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    last_used_at: Mapped[datetime | None] = _ts()
+    revoked_at: Mapped[datetime | None] = _ts()
+    __table_args__ = (UniqueConstraint("prefix", name="uq_api_keys_prefix"),)
 
 
 TABLES = Base.metadata.tables
