@@ -1,0 +1,7 @@
+"""REST routes: enrollments (single, bulk NDJSON, idempotent), events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["enrollments"])
