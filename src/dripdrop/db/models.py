@@ -292,4 +292,19 @@ class ApiKey(_Stamped, Base):
     __table_args__ = (UniqueConstraint("prefix", name="uq_api_keys_prefix"),)
 
 
+class IdempotencyKey(Base):
+    """The first answer to a REST request sent with an ``Idempotency-Key`` header (0007)."""
+
+    __tablename__ = "idempotency_keys"
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    response: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
+
+
 TABLES = Base.metadata.tables
