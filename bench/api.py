@@ -30,6 +30,8 @@ import time
 import uuid
 from typing import Any
 
+from fastapi import Request  # at module level: the endpoints' string annotations resolve here
+
 DEFAULT_URL = os.environ.get(
     "DRIPDROP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -37,7 +39,7 @@ DEFAULT_URL = os.environ.get(
 
 def make_app() -> Any:
     """The server's app (uvicorn --factory): DripDrop under /dd, the baseline beside it."""
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from sqlalchemy import create_engine, text
 
     from dripdrop import DripDrop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 from sqlalchemy import text
@@ -32,7 +33,10 @@ def test_bad_scopes_and_names_are_refused(dd) -> None:
     assert list(info.value.errors) == ["name"]
 
 
-def test_missing_wrong_and_revoked_tokens_are_401(dd, client) -> None:
+def test_missing_wrong_and_revoked_tokens_are_401(dd, client, monkeypatch) -> None:
+    import dripdrop.web.auth
+
+    monkeypatch.setattr(dripdrop.web.auth, "KEY_CACHE_SECONDS", 0.3)
     assert client.get("/api/v1/sequences").status_code == 401
     answer = client.get("/api/v1/sequences", headers={"Authorization": "Bearer dd_nope_x"})
     assert answer.status_code == 401
@@ -42,6 +46,8 @@ def test_missing_wrong_and_revoked_tokens_are_401(dd, client) -> None:
     headers = {"Authorization": f"Bearer {key.secret}"}
     assert client.get("/api/v1/sequences", headers=headers).status_code == 200
     dd.revoke_api_key(key.id)
+    # Checked tokens are trusted for KEY_CACHE_SECONDS: a revocation applies within it.
+    time.sleep(0.35)
     assert client.get("/api/v1/sequences", headers=headers).status_code == 401
     # A token differing only after its prefix is not the key.
     forged = {"Authorization": f"Bearer {key.secret[:-2]}xx"}

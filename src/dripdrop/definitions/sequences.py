@@ -6,7 +6,7 @@ import importlib.util
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from dripdrop.db import models as m
 from dripdrop.definitions.common import (
@@ -162,6 +162,27 @@ def get_sequence_row(
     gather(errors, check_tenant, tenant_key, "tenant_key")
     raise_if(errors)
     row = conn.execute(select(S).where(S.c.key == key, tenant_clause(S, tenant_key))).first()
+    if row is None:
+        raise NotFound(f"sequence {key!r} not found")
+    return row
+
+
+def get_sequence_with_active_version(
+    conn: Connection, key: str, tenant_key: str | None = None
+) -> Any:
+    """get_sequence_row and the id of its active version (``active_version_id``, None when
+    none is active) in one query: what every enrollment looks up first."""
+    errors: dict[str, list[str]] = {}
+    gather(errors, check_identifier, key, "sequence_key")
+    gather(errors, check_tenant, tenant_key, "tenant_key")
+    raise_if(errors)
+    joined = S.outerjoin(V, and_(V.c.sequence_id == S.c.id, V.c.active))
+    row = conn.execute(
+        select(S, V.c.id.label("active_version_id"))
+        .select_from(joined)
+        .where(S.c.key == key, tenant_clause(S, tenant_key))
+        .limit(1)
+    ).first()
     if row is None:
         raise NotFound(f"sequence {key!r} not found")
     return row

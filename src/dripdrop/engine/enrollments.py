@@ -10,7 +10,7 @@ from sqlalchemy import Connection, and_, case, func, insert, select, update
 from dripdrop.db import models as m
 from dripdrop.definitions import inputs
 from dripdrop.definitions.common import as_uuid, get_row, tenant_clause
-from dripdrop.definitions.sequences import get_sequence_row
+from dripdrop.definitions.sequences import get_sequence_row, get_sequence_with_active_version
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import execution_row, plan_step
 from dripdrop.errors import AlreadyEnrolled, NotFound, ValidationError
@@ -93,6 +93,29 @@ def active_version_id(conn: Connection, seq: Any) -> uuid.UUID:
     return vid
 
 
+def _active_version_of(seq: Any) -> uuid.UUID:
+    """The active version id of a get_sequence_with_active_version row (as active_version_id)."""
+    if not seq.active:
+        raise ValidationError.single("sequence_key", f"sequence {seq.key!r} is not active")
+    if seq.active_version_id is None:
+        raise ValidationError.single("sequence_key", f"sequence {seq.key!r} has no active version")
+    return seq.active_version_id
+
+
+def _schedule_first(rt: Runtime, conn: Connection, enrollment: Any, first: Any, now: Any) -> None:
+    """The first execution of a new enrollment (waking the workers when it is due now)."""
+    plan = plan_step(first, enrollment_start=enrollment.started_at, previous_done=None)
+    conn.execute(
+        insert(X).values(
+            **execution_row(
+                enrollment_id=enrollment.id, step=first, plan=plan, tenant_key=enrollment.tenant_key
+            )
+        )
+    )
+    if plan.scheduled_for is not None and plan.scheduled_for <= now:
+        wake_workers(conn, rt.schema)
+
+
 def start_enrollment(rt: Runtime, conn: Connection, enrollment: Any, now: Any) -> Any:
     """Schedule the first active step of a (new or restarted) enrollment; return the row."""
     version = rt.defs.version(conn, enrollment.sequence_version_id)
@@ -104,16 +127,7 @@ def start_enrollment(rt: Runtime, conn: Connection, enrollment: Any, now: Any) -
             .values(state="completed", completed_at=now, current_step_id=None, updated_at=now)
             .returning(E)
         ).one()
-    plan = plan_step(first, enrollment_start=enrollment.started_at, previous_done=None)
-    conn.execute(
-        insert(X).values(
-            **execution_row(
-                enrollment_id=enrollment.id, step=first, plan=plan, tenant_key=enrollment.tenant_key
-            )
-        )
-    )
-    if plan.scheduled_for is not None and plan.scheduled_for <= now:
-        wake_workers(conn, rt.schema)
+    _schedule_first(rt, conn, enrollment, first, now)
     return conn.execute(
         update(E)
         .where(E.c.id == enrollment.id)
@@ -146,12 +160,19 @@ def enroll(
     data = check_json(data, "data")
     metadata = check_json(metadata, "metadata")
     inputs.check_choice(on_conflict, "on_conflict", ON_CONFLICT)
-    seq = get_sequence_row(conn, sequence_key, tenant_key)
-    version_id = active_version_id(conn, seq)
+    seq = get_sequence_with_active_version(conn, sequence_key, tenant_key)
+    version_id = _active_version_of(seq)
     now = rt.now()
-    row = conn.execute(_insert_enrollment(seq, version_id, stype, sid, data, metadata, now)).first()
+    # The first step is known before the row is written, so a new enrollment is one INSERT
+    # (with its current step) and its first execution one more: no UPDATE after.
+    first = rt.defs.version(conn, version_id).first_step()
+    row = conn.execute(
+        _insert_enrollment(seq, version_id, stype, sid, data, metadata, now, first)
+    ).first()
     if row is not None:
-        return from_row(Enrollment, start_enrollment(rt, conn, row, now))
+        if first is not None:
+            _schedule_first(rt, conn, row, first, now)
+        return from_row(Enrollment, row)
     existing = conn.execute(
         select(E)
         .where(E.c.sequence_id == seq.id, E.c.subscriber_type == stype, E.c.subscriber_id == sid)
@@ -193,6 +214,7 @@ def _insert_enrollment(
     data: dict[str, Any],
     metadata: dict[str, Any],
     now: Any,
+    first: Any,
 ) -> Any:
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -204,7 +226,10 @@ def _insert_enrollment(
             sequence_version_id=version_id,
             subscriber_type=stype,
             subscriber_id=sid,
-            state="active",
+            # A version without active steps completes at once (as start_enrollment does).
+            state="active" if first is not None else "completed",
+            completed_at=None if first is not None else now,
+            current_step_id=first.id if first is not None else None,
             started_at=now,
             data=data,
             metadata=metadata,

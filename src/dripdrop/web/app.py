@@ -81,6 +81,7 @@ def create_app(
     )
     app.state.dd = dd
     app.state.authorize = authorize
+    app.state.key_cache = {}  # token hash → (checked at, key): see auth.KEY_CACHE_SECONDS
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

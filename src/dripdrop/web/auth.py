@@ -8,6 +8,7 @@ tenant.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from dripdrop.definitions.api_keys import IMPLIED, authenticate
+from dripdrop.definitions.api_keys import IMPLIED, authenticate, hash_token
 from dripdrop.errors import NotFound, ValidationError
 
 _ANY_TENANT = object()
@@ -47,6 +48,33 @@ class Principal:
         return self.tenant_key
 
 
+#: How long a checked token is trusted without asking the database again: a revoked key stops
+#: working within this many seconds on every server (at once on the one that revoked it).
+KEY_CACHE_SECONDS = 5.0
+
+
+async def _known_key(state: Any, token: str) -> Any:
+    """The live key of ``token`` (None if unknown or revoked), from a short per-app cache keyed
+    by the token's hash: most requests then cost no database round trip for their key."""
+    cache: dict[bytes, tuple[float, Any]] = state.key_cache
+    digest = hash_token(token)
+    hit = cache.get(digest)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
+        return hit[1]
+    rt = state.dd.runtime
+
+    def check() -> Any:
+        with rt.engine.begin() as conn:
+            return authenticate(rt, conn, token)
+
+    key = await run_in_threadpool(check)
+    if len(cache) > 10_000:  # tokens are few; a flood of wrong ones must not grow it forever
+        cache.clear()
+    cache[digest] = (now, key)
+    return key
+
+
 def _token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -66,13 +94,7 @@ async def principal(request: Request) -> Principal:
             return Principal(frozenset(IMPLIED["admin"]))
     if token is None:
         raise HTTPException(401, "missing API key: send Authorization: Bearer <token>")
-    rt = state.dd.runtime
-
-    def check() -> Any:
-        with rt.engine.begin() as conn:
-            return authenticate(rt, conn, token)
-
-    key = await run_in_threadpool(check)
+    key = await _known_key(state, token)
     if key is None:
         raise HTTPException(401, "invalid or revoked API key")
     granted: set[str] = set()
