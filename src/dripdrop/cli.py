@@ -375,6 +375,119 @@ def status(database_url: DatabaseOpt = None, schema: SchemaOpt = None) -> None:
         console.print(f"{key:>18}: {value}")
 
 
+@app.command()
+def web(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve the REST API (and /health) with uvicorn until SIGTERM/SIGINT. Requests need an
+    API key: create one with `dripdrop api-key create NAME --scope admin`."""
+    try:
+        import uvicorn
+
+        from dripdrop.web import create_app
+    except ImportError as exc:
+        _fail(
+            f"the web app needs the `web` extra ({exc.name or exc} is missing): "
+            "pip install 'dripdrop-engine[web]'",
+            1,
+        )
+    if not 0 <= port <= 65535:
+        _fail(f"--port: must be from 0 to 65535, not {port}")
+    dd = _dd(database_url, schema)
+    dd.setup()
+    console.print(
+        f"DripDrop web on http://{host}:{port} (schema [cyan]{dd.schema}[/cyan]); "
+        "API under /api/v1, health at /health",
+        highlight=False,
+    )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the
+    # handlers it found: these absorb it, so the command ends normally (status 0) and closes its
+    # DripDrop (which stops an embedded PostgreSQL it started), as `dripdrop worker` does.
+    import signal
+
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.run(create_app(dd), host=host, port=port, log_level=log_level.lower())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print("stopped")
+
+
+api_key_app = typer.Typer(
+    cls=_Commands,
+    help="REST API keys: create (the token is shown once), list, revoke.",
+    no_args_is_help=True,
+)
+app.add_typer(api_key_app, name="api-key")
+
+
+@api_key_app.command("create")
+def api_key_create(
+    name: str,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="read, write or admin (repeatable; default read)"),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="bind the key to this tenant")] = None,
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+) -> None:
+    """Create an API key and print its token, once: it is stored hashed and cannot be shown
+    again."""
+    dd = _dd(database_url, schema)
+    key = dd.create_api_key(name, scopes=list(scope or ["read"]), tenant_key=tenant)
+    bound = f", tenant {key.tenant_key}" if key.tenant_key else ""
+    typer.echo(f"created API key {key.name!r} ({key.id}), scopes {', '.join(key.scopes)}{bound}")
+    typer.echo(key.secret)
+    typer.echo(
+        f"{typer.style('warning:', fg='yellow')} copy the token above now: it will not be shown "
+        "again (send it as Authorization: Bearer <token>)",
+        err=True,
+    )
+
+
+@api_key_app.command("list")
+def api_key_list(
+    include_revoked: Annotated[bool, typer.Option("--all", help="also list revoked keys")] = False,
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+) -> None:
+    """List API keys (never their tokens), newest first."""
+    dd = _dd(database_url, schema)
+    keys = dd.list_api_keys(include_revoked=include_revoked)
+    if not keys:
+        typer.echo("no API keys")
+    for key in keys:
+        fields = [
+            str(key.id),
+            key.name,
+            f"dd_{key.prefix}_…",
+            ",".join(key.scopes),
+            f"tenant={key.tenant_key or '-'}",
+            f"last_used={key.last_used_at.isoformat() if key.last_used_at else 'never'}",
+        ]
+        if key.revoked_at:
+            fields.append(f"revoked={key.revoked_at.isoformat()}")
+        typer.echo("  ".join(fields))
+
+
+@api_key_app.command("revoke")
+def api_key_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="the key's id (`api-key list`)")],
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+) -> None:
+    """Revoke an API key at once (its requests get 401 from now on)."""
+    dd = _dd(database_url, schema)
+    key = dd.revoke_api_key(key_id)
+    typer.echo(f"revoked API key {key.name!r} ({key.id})")
+
+
 def main() -> None:
     """Entry point of the ``dripdrop`` console script (errors: see ``_Commands``)."""
     app()
