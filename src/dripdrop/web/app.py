@@ -53,6 +53,54 @@ class BodyLimit:
             )
 
 
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details; `errors` (field → messages) on 422",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+_ERRORS = {
+    "401": "missing, invalid or revoked API key",
+    "403": "the API key lacks the scope",
+    "404": "not found (or another tenant's)",
+    "422": "invalid input: `errors` names each field",
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the errors the app really answers: problem+json, not FastAPI's
+    own validation-error shape."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in doc.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if path == "/health":  # no key, no input
+                continue
+            for code, description in _ERRORS.items():
+                responses[code] = {"description": description, "content": problem}
+    app.openapi_schema = doc
+    return doc
+
+
 class TooLarge(Exception):
     """A streamed body passed the limit."""
 
@@ -98,6 +146,7 @@ def create_app(
             return {"status": "degraded", "database": "unreachable"}
         return {"status": "ok", "database": "ok"}
 
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
