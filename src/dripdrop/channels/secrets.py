@@ -31,9 +31,22 @@ _SCHEME = re.compile(r"^[A-Za-z][\w.-]*\s+(\S+)$")
 
 
 def _b64(raw: bytes) -> set[str]:
-    std = base64.b64encode(raw).decode("ascii")
-    url = base64.urlsafe_b64encode(raw).decode("ascii")
-    return {std, url, std.rstrip("="), url.rstrip("=")}
+    """``raw`` in base64, alone and inside any longer base64 text: at each of the three byte
+    offsets it can start at (``user:`` + token in HTTP Basic), the characters that only
+    ``raw``'s bits decide."""
+    forms: set[str] = set()
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = encode(raw).decode("ascii")
+        forms |= {whole, whole.rstrip("=")}
+        if len(raw) < 12:  # a short value's inner forms would match unrelated base64 text
+            continue
+        for shift in (1, 2):
+            text = encode(b"\0" * shift + raw).decode("ascii")
+            start = (shift * 4 + 2) // 3  # characters holding a padding bit come first
+            end = (shift + len(raw)) * 8 // 6  # and the last may hold the tail's zero bits
+            forms.add(text[start:end])
+        forms.add(whole[: len(raw) * 8 // 6])  # followed by more bytes, as in "token:secret"
+    return forms
 
 
 def _encodings(value: str) -> set[str]:

@@ -21,7 +21,7 @@ from dripdrop.engine.defs import AdapterSet, StepDef, VersionDef
 from dripdrop.engine.recipients import resolve_recipient
 from dripdrop.engine.routing import choose_adapter, no_adapter_reason
 from dripdrop.engine.templating import render_fields
-from dripdrop.errors import DripDropError, PermanentError, TransientError
+from dripdrop.errors import DeliveryError, DripDropError, PermanentError, TransientError
 
 MAX_BACKOFF = 6 * 3600.0
 
@@ -265,9 +265,7 @@ async def run_job(job: Job, services: Any, now: datetime, *, fence: bool = False
                 verdict = await services.fence.check(job)
                 if verdict is not None:
                     return verdict
-            result = await get_provider(adapter.channel, adapter.provider).send(
-                message, adapter, services.delivery_context
-            )
+            result = await deliver(message, adapter, services.delivery_context)
         response = {
             "provider": adapter.provider,
             "adapter": adapter.name,
@@ -300,6 +298,36 @@ async def run_job(job: Job, services: Any, now: datetime, *, fence: bool = False
             adapter_id,
             prefix=f"unexpected {type(exc).__name__}: ",
         )
+
+
+# Built-in providers scrub what they return and raise (channels.http.send, Secrets.of); a
+# provider an app registers may not, so its answers and errors are scrubbed here.
+_BUILT_IN = "dripdrop.channels.providers."
+
+
+async def deliver(message: Message, adapter: Any, ctx: Any) -> DeliveryResult:
+    """One send through the adapter's provider; what an app's own provider answers or raises
+    comes back with the adapter's secrets scrubbed, in every form (Secrets)."""
+    provider = get_provider(adapter.channel, adapter.provider)
+    if type(provider).__module__.startswith(_BUILT_IN):
+        return await provider.send(message, adapter, ctx)
+    from dripdrop.channels.secrets import Secrets
+
+    secrets = Secrets.of(adapter)
+    try:
+        result = await provider.send(message, adapter, ctx)
+    except DeliveryError as exc:
+        raise secrets.scrub_error(exc) from None
+    except Exception as exc:  # user code: its text may quote a credential
+        text = secrets.scrub(str(exc))
+        raise PermanentError(f"unexpected {type(exc).__name__}: {text}") from None
+    if not secrets:
+        return result
+    return DeliveryResult(
+        provider_message_id=secrets.scrub(result.provider_message_id),
+        status=result.status,
+        response=secrets.scrub(result.response),
+    )
 
 
 def _retry_or_fail(
