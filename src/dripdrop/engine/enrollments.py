@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, select, update
+import orjson
+from sqlalchemy import Connection, and_, case, func, insert, select, text, update
 
 from dripdrop.db import models as m
 from dripdrop.definitions import inputs
@@ -166,12 +168,8 @@ def enroll(
     # The first step is known before the row is written, so a new enrollment is one INSERT
     # (with its current step) and its first execution one more: no UPDATE after.
     first = rt.defs.version(conn, version_id).first_step()
-    row = conn.execute(
-        _insert_enrollment(seq, version_id, stype, sid, data, metadata, now, first)
-    ).first()
+    row = _insert_new(rt, conn, seq, version_id, stype, sid, data, metadata, now, first)
     if row is not None:
-        if first is not None:
-            _schedule_first(rt, conn, row, first, now)
         return from_row(Enrollment, row)
     existing = conn.execute(
         select(E)
@@ -206,7 +204,34 @@ def enroll(
     return from_row(Enrollment, start_enrollment(rt, conn, restarted, now))
 
 
-def _insert_enrollment(
+@functools.lru_cache(maxsize=64)
+def _insert_new_sql(schema: str) -> Any:
+    """One statement for a new enrollment and its first execution (built once per schema: the
+    per-call cost of building and caching Core statements was a third of an enroll's CPU)."""
+    s = f'"{schema}"'
+    return text(f"""
+        WITH e AS (
+            INSERT INTO {s}.enrollments (id, sequence_id, sequence_version_id, subscriber_type,
+                subscriber_id, state, completed_at, current_step_id, started_at, data, metadata,
+                tenant_key)
+            VALUES (:id, :sequence_id, :version_id, :stype, :sid, :state, :completed_at,
+                :step_id, :now, CAST(:data AS jsonb), CAST(:metadata AS jsonb), :tenant)
+            ON CONFLICT (sequence_id, subscriber_type, subscriber_id) DO NOTHING
+            RETURNING *
+        ), x AS (
+            INSERT INTO {s}.step_executions (id, enrollment_id, step_id, state, scheduled_for,
+                waiting_for, channel, idempotency_key, tenant_key, held, retry_count)
+            SELECT :xid, e.id, :step_id, 'scheduled', :due, :waiting, :channel, :xkey,
+                :tenant, false, 0
+            FROM e WHERE :has_first
+        )
+        SELECT * FROM e
+    """)
+
+
+def _insert_new(
+    rt: Runtime,
+    conn: Connection,
     seq: Any,
     version_id: uuid.UUID,
     stype: str,
@@ -216,28 +241,37 @@ def _insert_enrollment(
     now: Any,
     first: Any,
 ) -> Any:
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    return (
-        pg_insert(E)
-        .values(
-            id=new_id(),
-            sequence_id=seq.id,
-            sequence_version_id=version_id,
-            subscriber_type=stype,
-            subscriber_id=sid,
-            # A version without active steps completes at once (as start_enrollment does).
-            state="active" if first is not None else "completed",
-            completed_at=None if first is not None else now,
-            current_step_id=first.id if first is not None else None,
-            started_at=now,
-            data=data,
-            metadata=metadata,
-            tenant_key=seq.tenant_key,
-        )
-        .on_conflict_do_nothing(index_elements=["sequence_id", "subscriber_type", "subscriber_id"])
-        .returning(E)
-    )
+    """The new enrollment's row with its first execution scheduled, or None when the subscriber
+    is already enrolled (nothing written). A version without active steps completes at once."""
+    plan = plan_step(first, enrollment_start=now, previous_done=None) if first else None
+    xid = new_id()
+    row = conn.execute(
+        _insert_new_sql(rt.schema),
+        {
+            "id": new_id(),
+            "sequence_id": seq.id,
+            "version_id": version_id,
+            "stype": stype,
+            "sid": sid,
+            "state": "active" if first is not None else "completed",
+            "completed_at": None if first is not None else now,
+            "step_id": first.id if first is not None else None,
+            "now": now,
+            "data": orjson.dumps(data).decode(),
+            "metadata": orjson.dumps(metadata).decode(),
+            "tenant": seq.tenant_key,
+            "xid": xid,
+            "due": plan.scheduled_for if plan else None,
+            "waiting": plan.waiting_for if plan else None,
+            "channel": first.channel if first is not None else "",
+            "xkey": str(xid),
+            "has_first": first is not None,
+        },
+    ).first()
+    due = plan.scheduled_for if plan is not None else None
+    if row is not None and due is not None and due <= now:
+        wake_workers(conn, rt.schema)
+    return row
 
 
 def _find(
