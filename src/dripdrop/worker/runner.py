@@ -225,7 +225,9 @@ class Lane:
                 raise
             # A statement that fails the same way every time: one outcome it cannot store must
             # not keep the others from being written (and their messages from going out again).
-            log.error("recording %d outcome(s) failed (%s); one by one", len(outcomes), exc)
+            log.error(
+                "recording %d outcome(s) failed (%s); one by one", len(outcomes), _headline(exc)
+            )
             recorded = await self._db(record_one_by_one, outcomes) if outcomes else Recorded()
             jobs = await self._db(claim_jobs, *args) if limit > 0 else []
         self._count(outcomes, recorded)
@@ -369,6 +371,16 @@ class Listener:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
+
+
+def _headline(exc: BaseException) -> str:
+    """The database error's first line: PostgreSQL's DETAIL lines ("Failing row contains …")
+    quote the row, rendered messages and recipients included, which a log must not."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    state = getattr(orig, "sqlstate", None)
+    head = lines[0][:300] if lines else ""
+    return f"{type(orig).__name__}{f' {state}' if state else ''}: {head}"
 
 
 async def _log_problems(db: Any) -> None:
