@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select
 from dripdrop.db import models as m
 from dripdrop.definitions.common import get_row
 from dripdrop.engine.defs import AdapterSet, StepDef, VersionDef, load_adapters, load_version
-from dripdrop.engine.routing import candidates, no_adapter_reason, owner
+from dripdrop.engine.routing import DEV_PROVIDERS, candidates, no_adapter_reason, owner
 from dripdrop.records import VersionProblem
 from dripdrop.runtime import Runtime
 
@@ -26,10 +26,6 @@ log = logging.getLogger("dripdrop.readiness")
 
 A = m.ChannelAdapter.__table__
 V = m.SequenceVersion.__table__
-
-# Providers that never send for real: they need no sender address.
-_DEV_PROVIDERS = ("memory", "console")
-
 
 def _no_adapter(
     conn: Connection, step: StepDef, version: VersionDef, adapters: AdapterSet
@@ -64,7 +60,7 @@ def _step_problems(
         elif (
             step.channel == "email"
             and step.template_type == "inline"  # a module or external template may give one
-            and adapter.provider not in _DEV_PROVIDERS
+            and adapter.provider not in DEV_PROVIDERS
             and not step.config.get("from")
             and not adapter.config.get("from")
         ):

@@ -152,15 +152,19 @@ def create_sequence(
     return from_row(Sequence, row)
 
 
+def _check_lookup(key: Any, tenant_key: Any, field: str) -> None:
+    errors: dict[str, list[str]] = {}
+    gather(errors, check_identifier, key, field)
+    gather(errors, check_tenant, tenant_key, "tenant_key")
+    raise_if(errors)
+
+
 def get_sequence_row(
     conn: Connection, key: str, tenant_key: str | None = None, field: str = "sequence_key"
 ) -> Any:
     """The sequence of a key given by the caller (checked here: every lookup by key comes
     through, from get_sequence to enroll, enroll_many and simulate)."""
-    errors: dict[str, list[str]] = {}
-    gather(errors, check_identifier, key, field)
-    gather(errors, check_tenant, tenant_key, "tenant_key")
-    raise_if(errors)
+    _check_lookup(key, tenant_key, field)
     row = conn.execute(select(S).where(S.c.key == key, tenant_clause(S, tenant_key))).first()
     if row is None:
         raise NotFound(f"sequence {key!r} not found")
@@ -172,10 +176,7 @@ def get_sequence_with_active_version(
 ) -> Any:
     """get_sequence_row and the id of its active version (``active_version_id``, None when
     none is active) in one query: what every enrollment looks up first."""
-    errors: dict[str, list[str]] = {}
-    gather(errors, check_identifier, key, "sequence_key")
-    gather(errors, check_tenant, tenant_key, "tenant_key")
-    raise_if(errors)
+    _check_lookup(key, tenant_key, "sequence_key")
     joined = S.outerjoin(V, and_(V.c.sequence_id == S.c.id, V.c.active))
     row = conn.execute(
         select(S, V.c.id.label("active_version_id"))

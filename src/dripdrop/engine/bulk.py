@@ -30,7 +30,7 @@ from dripdrop.definitions.inputs import (
     describe,
     unknown_keys,
 )
-from dripdrop.definitions.sequences import get_sequence_row
+from dripdrop.definitions.sequences import get_sequence_with_active_version
 from dripdrop.engine.enrollments import active_version_id, subscriber_key
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import plan_step
@@ -170,8 +170,8 @@ def enroll_many(
         raise ValidationError.single(
             "items", f"must be an iterable of dicts with a subscriber, not {describe(items)}"
         )
-    seq = get_sequence_row(conn, sequence_key, tenant_key)
-    version_id = active_version_id(conn, seq)
+    seq = get_sequence_with_active_version(conn, sequence_key, tenant_key)
+    version_id = active_version_id(seq)
     first = rt.defs.version(conn, version_id).first_step()
     now = rt.now()
     plan = plan_step(first, enrollment_start=now, previous_done=None) if first else None

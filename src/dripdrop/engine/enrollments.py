@@ -86,17 +86,9 @@ def check_json(value: Any, field: str) -> dict[str, Any]:
     return inputs.check_json(value, field) or {}
 
 
-def active_version_id(conn: Connection, seq: Any) -> uuid.UUID:
-    if not seq.active:
-        raise ValidationError.single("sequence_key", f"sequence {seq.key!r} is not active")
-    vid = conn.execute(select(V.c.id).where(V.c.sequence_id == seq.id, V.c.active)).scalar()
-    if vid is None:
-        raise ValidationError.single("sequence_key", f"sequence {seq.key!r} has no active version")
-    return vid
-
-
-def _active_version_of(seq: Any) -> uuid.UUID:
-    """The active version id of a get_sequence_with_active_version row (as active_version_id)."""
+def active_version_id(seq: Any) -> uuid.UUID:
+    """The active version id of a get_sequence_with_active_version row; a ValidationError on
+    ``sequence_key`` when the sequence is inactive or has no active version."""
     if not seq.active:
         raise ValidationError.single("sequence_key", f"sequence {seq.key!r} is not active")
     if seq.active_version_id is None:
@@ -163,7 +155,7 @@ def enroll(
     metadata = check_json(metadata, "metadata")
     inputs.check_choice(on_conflict, "on_conflict", ON_CONFLICT)
     seq = get_sequence_with_active_version(conn, sequence_key, tenant_key)
-    version_id = _active_version_of(seq)
+    version_id = active_version_id(seq)
     now = rt.now()
     # The first step is known before the row is written, so a new enrollment is one INSERT
     # (with its current step) and its first execution one more: no UPDATE after.

@@ -12,6 +12,8 @@ from dripdrop.engine.defs import AdapterSet, StepDef, VersionDef
 
 # Channels with one obvious provider to suggest; the others list theirs.
 _SUGGESTED = {"pubsub": "postgres", "webhook": "http"}
+#: Providers that never send for real (tests, development): never suggested, need no sender.
+DEV_PROVIDERS = ("memory", "console")
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -98,7 +100,7 @@ def owner(tenant_key: str | None) -> str:
 
 
 def _create_hint(channel: str, tenant_key: str | None) -> str:
-    real = [p for p in providers_for(channel) if p not in ("memory", "console")]
+    real = [p for p in providers_for(channel) if p not in DEV_PROVIDERS]
     provider = _SUGGESTED.get(channel) or (real[0] if len(real) == 1 else None)
     tenant = f", tenant_key={tenant_key!r}" if tenant_key is not None else ""
     if provider:
