@@ -116,3 +116,21 @@ def test_a_host_authorize_replaces_keys_when_mounted(dd) -> None:
         staff = {"x-staff": "yes"}
         assert c.get("/admin/dripdrop/api/v1/sequences", headers=staff).status_code == 200
         assert c.get("/admin/dripdrop/health").status_code == 200
+
+
+def test_the_docs_page_loads_its_assets_from_the_app_not_a_cdn(dd) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from dripdrop.web import create_app
+
+    host = FastAPI()
+    host.mount("/admin/dd", create_app(dd))
+    with TestClient(host) as c:
+        page = c.get("/admin/dd/api/v1/docs")
+        assert page.status_code == 200
+        assert "cdn" not in page.text and "http://" not in page.text and "https://" not in page.text
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+            assert f"/admin/dd/api/v1/docs/assets/{asset}" in page.text
+            assert c.get(f"/admin/dd/api/v1/docs/assets/{asset}").status_code == 200
+        assert "/admin/dd/api/v1/openapi.json" in page.text

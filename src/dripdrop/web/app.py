@@ -105,6 +105,32 @@ class TooLarge(Exception):
     """A streamed body passed the limit."""
 
 
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/api/v1/docs`` with its JS and CSS from the ``swagger-ui-bundle`` package
+    (FastAPI's default page loads them from a CDN, which a locked-down network blocks)."""
+    try:
+        import swagger_ui_bundle
+    except ImportError:  # the page is a convenience; the document itself is always served
+        return
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from starlette.staticfiles import StaticFiles
+
+    assets = f"{API_PREFIX}/docs/assets"
+    app.mount(assets, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{API_PREFIX}/openapi.json",
+            title="DripDrop API",
+            swagger_js_url=f"{root}{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{assets}/favicon-32x32.png",
+        )
+
+
 def create_app(
     dd: Any,
     authorize: Callable[[Request], Any] | None = None,
@@ -124,7 +150,7 @@ def create_app(
         title="DripDrop",
         version="1",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below from files in the wheel, never from a CDN
         redoc_url=None,
     )
     app.state.dd = dd
@@ -133,6 +159,8 @@ def create_app(
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+
+    _serve_docs(app)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
