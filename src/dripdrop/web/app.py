@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -88,12 +89,18 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Problem"] = PROBLEM_SCHEMA
+    # An API key is a Bearer token: declared, so the docs page offers "Authorize".
+    doc["components"]["securitySchemes"] = {
+        "apiKey": {"type": "http", "scheme": "bearer", "description": "a DripDrop API key"}
+    }
+    doc["security"] = [{"apiKey": []}]
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in doc.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             if path == "/health":  # no key, no input
+                operation["security"] = []
                 continue
             for code, description in _ERRORS.items():
                 responses[code] = {"description": description, "content": problem}
@@ -106,10 +113,11 @@ class TooLarge(Exception):
 
 
 def _serve_docs(app: FastAPI) -> None:
-    """Swagger UI at ``/api/v1/docs`` with its JS and CSS from the ``swagger-ui-bundle`` package
-    (FastAPI's default page loads them from a CDN, which a locked-down network blocks)."""
+    """Swagger UI (5.x: it reads OpenAPI 3.1) at ``/api/v1/docs`` with its JS and CSS from the
+    ``swagger-ui-py`` package (FastAPI's default page loads them from a CDN, which a locked-down
+    network blocks)."""
     try:
-        import swagger_ui_bundle
+        import swagger_ui
     except ImportError:  # the page is a convenience; the document itself is always served
         return
     from fastapi.openapi.docs import get_swagger_ui_html
@@ -117,7 +125,8 @@ def _serve_docs(app: FastAPI) -> None:
     from starlette.staticfiles import StaticFiles
 
     assets = f"{API_PREFIX}/docs/assets"
-    app.mount(assets, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    static = Path(swagger_ui.__file__).parent / "static"
+    app.mount(assets, StaticFiles(directory=static), name="docs-assets")
 
     @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
