@@ -1,0 +1,23 @@
+"""Operations: retention and scheduler bookkeeping.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-11-30
+
+Placeholder: filled by the issue that owns it (empty until then).
+"""
+
+from __future__ import annotations
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
