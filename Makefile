@@ -26,3 +26,11 @@ lint: install
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/dispatch.py
+
+.PHONY: dashboard-screenshots
+# The dashboard's browser tests save every page at 1280 and 390 px (tests/dashboard/artifacts);
+# this refreshes the copies docs/dashboard.md shows. Needs Chromium: apt-get install -y chromium
+dashboard-screenshots: install
+	$(BIN)/pytest -q -p no:cacheprovider tests/dashboard
+	mkdir -p docs/img
+	for f in tests/dashboard/artifacts/*.png; do cp "$$f" "docs/img/dashboard-$$(basename "$$f")"; done

@@ -471,6 +471,56 @@ def bench_e2e(bench: Bench, n: int, runs: int, concurrency: int) -> dict[str, An
     return {k: med(v) for k, v in out.items()}
 
 
+# --------------------------------------------------------------------------- (t) transitions
+
+
+def with_transitions(bench: Bench, n: int) -> DripDrop:
+    """Sequence ``b`` whose first step chooses its next step by transitions: a data condition
+    that fails (priority 1) then one that holds (priority 2) to ``b``, so every execution
+    evaluates both before it is recorded. The path is the linear one's: a, then b a day later."""
+    dd = bench.new_dd("t", two_steps=False)
+    version = dd.get_active_version(dd.get_sequence("b").id)
+    a = dd.list_steps(version.id)[0]
+    c = dd.create_step(version.id, name="c", channel="email", config=CONFIG)
+    b = dd.create_step(
+        version.id, name="b", channel="email", timing=DELAY, config=CONFIG, position=2
+    )
+    dd.create_transition(version.id, from_step_id=c.id, to_step_id=None)
+    never = dd.create_transition(
+        version.id, from_step_id=a.id, to_step_id=c.id, condition_mode="all", priority=1
+    )
+    dd.create_condition(
+        transition_id=never.id, field_path="name", operator="eq", expected_value="nobody"
+    )
+    hot = dd.create_transition(
+        version.id, from_step_id=a.id, to_step_id=b.id, condition_mode="any", priority=2
+    )
+    dd.create_condition(
+        transition_id=hot.id, field_path="email", operator="exists", expected_value=True
+    )
+    assert dd.enroll_many("b", items(n)) == n
+    vacuum_analyze(bench, dd.schema)
+    DEFAULT_OUTBOX.clear()
+    return dd
+
+
+def bench_transitions(bench: Bench, n: int, runs: int) -> dict[str, Any]:
+    """``run_due`` draining N executions of the linear 2-step sequence vs the same path chosen
+    by transitions, alternating, each in a fresh schema."""
+    linear: list[float] = []
+    flow: list[float] = []
+    for run in range(runs):
+        dd = enrolled(bench, "l", n)
+        linear.append(n / time_run_due(dd, n))
+        bench.close(dd)
+        dd = with_transitions(bench, n)
+        flow.append(n / time_run_due(dd, n))
+        bench.close(dd)
+        say(f"  (t) run {run + 1}: linear {linear[-1]:,.0f}/s, transitions {flow[-1]:,.0f}/s")
+    ratios = [f / line for f, line in zip(flow, linear, strict=True)]
+    return {"linear": med(linear), "transitions": med(flow), "ratio": med(ratios)}
+
+
 # --------------------------------------------------------------------------- (c) claim latency
 
 
@@ -1407,6 +1457,14 @@ def main(argv: list[str] | None = None) -> int:
             say(prof[: prof.find("==== database threads")].rstrip())
         if "r" in args.only or "w" in args.only:
             run_real_parts(bench, args.only, args.real_n, args.profile_real_n, runs, res)
+        if "t" in args.only:
+            say(f"(t) run_due, {n:,} executions: linear 2-step vs the same path by transitions")
+            res["t"] = bench_transitions(bench, n, runs)
+            t = res["t"]
+            say(
+                f"(t) linear {t['linear']:,.0f}/s, transitions {t['transitions']:,.0f}/s: "
+                f"{t['ratio']:.0%} of linear (target >= 90 %)"
+            )
     finally:
         bench.cleanup()
 

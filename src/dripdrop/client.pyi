@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,19 +13,29 @@ from sqlalchemy.orm import Session, scoped_session
 
 from dripdrop.engine.simulate import Timeline
 from dripdrop.records import (
+    AdapterHealth,
     ApiKey,
+    BranchCount,
     ChannelAdapter,
     Condition,
+    DeliveryEvent,
+    DeliveryEventsResult,
     Enrollment,
     Event,
+    ExecutionRun,
+    GeneratedTemplate,
     HookTestResult,
     HttpHook,
     Notification,
     RunSummary,
     Sequence,
+    SequenceAnalytics,
     SequenceVersion,
     Step,
     StepExecution,
+    Suppression,
+    TemplateProblem,
+    Transition,
     VersionProblem,
 )
 from dripdrop.runtime import Runtime
@@ -45,6 +56,12 @@ class DripDrop:
         hook_timeout: float = 10.0,
         retry_base: float = 30.0,
         durable_outcomes: bool = False,
+        phone_region: str | None = None,
+        public_url: str | None = None,
+        unsubscribe_ttl: timedelta | float | None = None,
+        scheduler: Any = "postgres",
+        quiet_hours: dict[str, Any] | None = None,
+        domain_rate_limits: dict[str, str] | None = None,
     ) -> None: ...
     @property
     def schema(self) -> str: ...
@@ -70,7 +87,24 @@ class DripDrop:
         grace: float = 30.0,
         listen: bool = True,
         lease_seconds: float = 30.0,
+        retention: timedelta | None = None,
+        archive: bool = False,
+        prune_interval: float = 3600.0,
+        health_file: str | None = None,
     ) -> RunSummary: ...
+    def run_execution(
+        self, execution_id: uuid.UUID | str, *, lease_seconds: float = 30.0
+    ) -> ExecutionRun: ...
+    def run_dispatcher(
+        self,
+        stop_event: threading.Event | None = None,
+        *,
+        handle_signals: bool = True,
+        batch_size: int = 500,
+        redispatch_after: float = 60.0,
+        poll_interval: float = 1.0,
+        listen: bool = True,
+    ) -> int: ...
     def simulate(
         self,
         sequence_key: str,
@@ -87,6 +121,49 @@ class DripDrop:
     def test_http_hook(
         self, hook_id: Any, test_data: dict[str, Any] | None = None
     ) -> HookTestResult: ...
+    def generate_template(
+        self,
+        description: str,
+        channel: str = "email",
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] = (),
+        *,
+        engine: str = "liquid",
+        tone: str | None = None,
+        language: str | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate: ...
+    def improve_template(
+        self,
+        template: Any,
+        instruction: str,
+        *,
+        channel: str | None = None,
+        engine: str | None = None,
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate: ...
+    def translate_template(
+        self,
+        template: Any,
+        language: str,
+        *,
+        channel: str | None = None,
+        engine: str | None = None,
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate: ...
     def create_sequence(
         self,
         *,
@@ -97,6 +174,7 @@ class DripDrop:
         active: bool = True,
         metadata: dict[str, Any] | None = None,
         tenant_key: str | None = None,
+        category: str | None = None,
         connection: Connection | Session | scoped_session[Any] | None = None,
     ) -> Sequence: ...
     def get_sequence(
@@ -175,6 +253,15 @@ class DripDrop:
         *,
         connection: Connection | Session | scoped_session[Any] | None = None,
     ) -> list[VersionProblem]: ...
+    def check_templates(
+        self,
+        sequence_key: str | None = None,
+        data: dict[str, Any] | None = None,
+        *,
+        tenant_key: str | None = None,
+        max_sms_segments: int = 3,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> list[TemplateProblem]: ...
     def create_step(
         self,
         version_id: Any,
@@ -217,8 +304,9 @@ class DripDrop:
     ) -> None: ...
     def create_condition(
         self,
-        step_id: Any,
+        step_id: Any = None,
         *,
+        transition_id: Any = None,
         condition_type: str | None = None,
         field_path: str | None = None,
         operator: str = "eq",
@@ -242,8 +330,50 @@ class DripDrop:
         connection: Connection | Session | scoped_session[Any] | None = None,
     ) -> None: ...
     def list_conditions(
-        self, step_id: Any, *, connection: Connection | Session | scoped_session[Any] | None = None
+        self,
+        step_id: Any = None,
+        *,
+        transition_id: Any = None,
+        connection: Connection | Session | scoped_session[Any] | None = None,
     ) -> list[Condition]: ...
+    def create_transition(
+        self,
+        version_id: Any,
+        *,
+        from_step_id: Any = None,
+        to_step_id: Any = None,
+        condition_mode: str = "always",
+        priority: int = 0,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> Transition: ...
+    def get_transition(
+        self,
+        transition_id: Any,
+        *,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> Transition: ...
+    def list_transitions(
+        self,
+        version_id: Any,
+        *,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> list[Transition]: ...
+    def update_transition(
+        self,
+        transition_id: Any,
+        *,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+        **changes: Any,
+    ) -> Transition: ...
+    def delete_transition(
+        self,
+        transition_id: Any,
+        *,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> None: ...
+    def split_counts(
+        self, step_id: Any, *, connection: Connection | Session | scoped_session[Any] | None = None
+    ) -> list[BranchCount]: ...
     def create_channel_adapter(
         self,
         *,
@@ -418,6 +548,13 @@ class DripDrop:
         *,
         connection: Connection | Session | scoped_session[Any] | None = None,
     ) -> StepExecution: ...
+    def cancel_execution(
+        self,
+        execution_id: Any,
+        reason: str | None = None,
+        *,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> StepExecution: ...
     def track_event(
         self,
         enrollment_id: Any,
@@ -455,6 +592,61 @@ class DripDrop:
     def revoke_api_key(
         self, key_id: Any, *, connection: Connection | Session | scoped_session[Any] | None = None
     ) -> ApiKey: ...
+    def suppress(
+        self,
+        channel: str,
+        recipient: str,
+        reason: str = "manual",
+        tenant_key: str | None = None,
+        category: str | None = None,
+        *,
+        source: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> Suppression: ...
+    def unsuppress(
+        self,
+        channel: str,
+        recipient: str,
+        tenant_key: str | None = None,
+        *,
+        category: str | None = None,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> int: ...
+    def is_suppressed(
+        self,
+        channel: str,
+        recipient: str,
+        tenant_key: str | None = None,
+        *,
+        category: str | None = None,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> bool: ...
+    def list_suppressions(
+        self,
+        channel: str | None = None,
+        tenant_key: str | None = None,
+        *,
+        reason: str | None = None,
+        recipient: str | None = None,
+        all_tenants: bool = False,
+        limit: int | None = None,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> list[Suppression]: ...
+    def record_delivery_events(
+        self,
+        provider: str,
+        adapter_id: Any,
+        events: Any,
+        *,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> DeliveryEventsResult: ...
+    def list_delivery_events(
+        self,
+        execution_id: Any,
+        *,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> list[DeliveryEvent]: ...
     def list_notifications(
         self,
         topic: str,
@@ -468,6 +660,29 @@ class DripDrop:
         notification_ids: Any,
         *,
         connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> int: ...
+    def sequence_analytics(
+        self,
+        sequence_id_or_key: Any,
+        version_id: Any = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        tenant_key: str | None = None,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> SequenceAnalytics: ...
+    def adapter_health(
+        self,
+        adapter_id: Any = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        tenant_key: str | None = None,
+        every_tenant: bool = False,
+        connection: Connection | Session | scoped_session[Any] | None = None,
+    ) -> list[AdapterHealth]: ...
+    def rebuild_analytics(
+        self, *, connection: Connection | Session | scoped_session[Any] | None = None
     ) -> int: ...
 
 class AsyncDripDrop:
@@ -484,6 +699,12 @@ class AsyncDripDrop:
         hook_timeout: float = 10.0,
         retry_base: float = 30.0,
         durable_outcomes: bool = False,
+        phone_region: str | None = None,
+        public_url: str | None = None,
+        unsubscribe_ttl: timedelta | float | None = None,
+        scheduler: Any = "postgres",
+        quiet_hours: dict[str, Any] | None = None,
+        domain_rate_limits: dict[str, str] | None = None,
     ) -> None: ...
     @property
     def schema(self) -> str: ...
@@ -505,7 +726,23 @@ class AsyncDripDrop:
         grace: float = 30.0,
         listen: bool = True,
         lease_seconds: float = 30.0,
+        retention: timedelta | None = None,
+        archive: bool = False,
+        prune_interval: float = 3600.0,
+        health_file: str | None = None,
     ) -> RunSummary: ...
+    async def run_execution(
+        self, execution_id: uuid.UUID | str, *, lease_seconds: float = 30.0
+    ) -> ExecutionRun: ...
+    async def run_dispatcher(
+        self,
+        stop_event: asyncio.Event | None = None,
+        *,
+        batch_size: int = 500,
+        redispatch_after: float = 60.0,
+        poll_interval: float = 1.0,
+        listen: bool = True,
+    ) -> int: ...
     def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]: ...
     async def simulate(
         self,
@@ -522,6 +759,49 @@ class AsyncDripDrop:
     async def test_http_hook(
         self, hook_id: Any, test_data: dict[str, Any] | None = None
     ) -> HookTestResult: ...
+    async def generate_template(
+        self,
+        description: str,
+        channel: str = "email",
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] = (),
+        *,
+        engine: str = "liquid",
+        tone: str | None = None,
+        language: str | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate: ...
+    async def improve_template(
+        self,
+        template: Any,
+        instruction: str,
+        *,
+        channel: str | None = None,
+        engine: str | None = None,
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate: ...
+    async def translate_template(
+        self,
+        template: Any,
+        language: str,
+        *,
+        channel: str | None = None,
+        engine: str | None = None,
+        available_variables: list[str] | tuple[str, ...] | dict[str, Any] | None = None,
+        category: str | None = None,
+        provider: str | None = None,
+        model: Any = None,
+        max_repairs: int = 3,
+        max_sms_segments: int = 3,
+    ) -> GeneratedTemplate: ...
     async def setup(self) -> None: ...
     async def close(self) -> None: ...
     async def __aenter__(self) -> AsyncDripDrop: ...
@@ -536,6 +816,7 @@ class AsyncDripDrop:
         active: bool = True,
         metadata: dict[str, Any] | None = None,
         tenant_key: str | None = None,
+        category: str | None = None,
         connection: AsyncConnection | AsyncSession | None = None,
     ) -> Sequence: ...
     async def get_sequence(
@@ -599,6 +880,15 @@ class AsyncDripDrop:
     async def check_version(
         self, version_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
     ) -> list[VersionProblem]: ...
+    async def check_templates(
+        self,
+        sequence_key: str | None = None,
+        data: dict[str, Any] | None = None,
+        *,
+        tenant_key: str | None = None,
+        max_sms_segments: int = 3,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> list[TemplateProblem]: ...
     async def create_step(
         self,
         version_id: Any,
@@ -638,8 +928,9 @@ class AsyncDripDrop:
     ) -> None: ...
     async def create_condition(
         self,
-        step_id: Any,
+        step_id: Any = None,
         *,
+        transition_id: Any = None,
         condition_type: str | None = None,
         field_path: str | None = None,
         operator: str = "eq",
@@ -660,8 +951,41 @@ class AsyncDripDrop:
         self, condition_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
     ) -> None: ...
     async def list_conditions(
-        self, step_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
+        self,
+        step_id: Any = None,
+        *,
+        transition_id: Any = None,
+        connection: AsyncConnection | AsyncSession | None = None,
     ) -> list[Condition]: ...
+    async def create_transition(
+        self,
+        version_id: Any,
+        *,
+        from_step_id: Any = None,
+        to_step_id: Any = None,
+        condition_mode: str = "always",
+        priority: int = 0,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> Transition: ...
+    async def get_transition(
+        self, transition_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
+    ) -> Transition: ...
+    async def list_transitions(
+        self, version_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
+    ) -> list[Transition]: ...
+    async def update_transition(
+        self,
+        transition_id: Any,
+        *,
+        connection: AsyncConnection | AsyncSession | None = None,
+        **changes: Any,
+    ) -> Transition: ...
+    async def delete_transition(
+        self, transition_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
+    ) -> None: ...
+    async def split_counts(
+        self, step_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
+    ) -> list[BranchCount]: ...
     async def create_channel_adapter(
         self,
         *,
@@ -806,6 +1130,13 @@ class AsyncDripDrop:
     async def replay(
         self, execution_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
     ) -> StepExecution: ...
+    async def cancel_execution(
+        self,
+        execution_id: Any,
+        reason: str | None = None,
+        *,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> StepExecution: ...
     async def track_event(
         self,
         enrollment_id: Any,
@@ -843,6 +1174,58 @@ class AsyncDripDrop:
     async def revoke_api_key(
         self, key_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
     ) -> ApiKey: ...
+    async def suppress(
+        self,
+        channel: str,
+        recipient: str,
+        reason: str = "manual",
+        tenant_key: str | None = None,
+        category: str | None = None,
+        *,
+        source: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> Suppression: ...
+    async def unsuppress(
+        self,
+        channel: str,
+        recipient: str,
+        tenant_key: str | None = None,
+        *,
+        category: str | None = None,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> int: ...
+    async def is_suppressed(
+        self,
+        channel: str,
+        recipient: str,
+        tenant_key: str | None = None,
+        *,
+        category: str | None = None,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> bool: ...
+    async def list_suppressions(
+        self,
+        channel: str | None = None,
+        tenant_key: str | None = None,
+        *,
+        reason: str | None = None,
+        recipient: str | None = None,
+        all_tenants: bool = False,
+        limit: int | None = None,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> list[Suppression]: ...
+    async def record_delivery_events(
+        self,
+        provider: str,
+        adapter_id: Any,
+        events: Any,
+        *,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> DeliveryEventsResult: ...
+    async def list_delivery_events(
+        self, execution_id: Any, *, connection: AsyncConnection | AsyncSession | None = None
+    ) -> list[DeliveryEvent]: ...
     async def list_notifications(
         self,
         topic: str,
@@ -853,4 +1236,27 @@ class AsyncDripDrop:
     ) -> list[Notification]: ...
     async def mark_read(
         self, notification_ids: Any, *, connection: AsyncConnection | AsyncSession | None = None
+    ) -> int: ...
+    async def sequence_analytics(
+        self,
+        sequence_id_or_key: Any,
+        version_id: Any = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        tenant_key: str | None = None,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> SequenceAnalytics: ...
+    async def adapter_health(
+        self,
+        adapter_id: Any = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        tenant_key: str | None = None,
+        every_tenant: bool = False,
+        connection: AsyncConnection | AsyncSession | None = None,
+    ) -> list[AdapterHealth]: ...
+    async def rebuild_analytics(
+        self, *, connection: AsyncConnection | AsyncSession | None = None
     ) -> int: ...

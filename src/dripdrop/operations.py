@@ -13,8 +13,12 @@ from dripdrop.definitions import (
     readiness,
     sequences,
     steps,
+    suppressions,
+    template_check,
+    transitions,
 )
-from dripdrop.engine import bulk, enrollments, events, notifications
+from dripdrop.engine import analytics, bulk, cancel, enrollments, events, notifications
+from dripdrop.inbound import record as delivery_events
 
 OPERATIONS: dict[str, Callable[..., Any]] = {
     # sequences and versions
@@ -30,6 +34,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "list_versions": sequences.list_versions,
     "get_active_version": sequences.get_active_version,
     "check_version": readiness.check_version,
+    "check_templates": template_check.check_templates,
     # steps and conditions
     "create_step": steps.create_step,
     "get_step": steps.get_step,
@@ -41,6 +46,13 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "update_condition": conditions.update_condition,
     "delete_condition": conditions.delete_condition,
     "list_conditions": conditions.list_conditions,
+    # flow control: transitions and split counts
+    "create_transition": transitions.create_transition,
+    "get_transition": transitions.get_transition,
+    "list_transitions": transitions.list_transitions,
+    "update_transition": transitions.update_transition,
+    "delete_transition": transitions.delete_transition,
+    "split_counts": transitions.split_counts,
     # channel adapters
     "create_channel_adapter": adapters.create_channel_adapter,
     "get_channel_adapter": adapters.get_channel_adapter,
@@ -67,15 +79,28 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "list_executions": enrollments.list_executions,
     "get_execution": enrollments.get_execution,
     "replay": enrollments.replay,
+    "cancel_execution": cancel.cancel_execution,
     "track_event": events.track_event,
     "track": events.track,
     # REST API keys
     "create_api_key": api_keys.create_api_key,
     "list_api_keys": api_keys.list_api_keys,
     "revoke_api_key": api_keys.revoke_api_key,
+    # suppressions (deliverability)
+    "suppress": suppressions.suppress,
+    "unsuppress": suppressions.unsuppress,
+    "is_suppressed": suppressions.is_suppressed,
+    "list_suppressions": suppressions.list_suppressions,
+    # provider events (delivery, bounces, complaints…) received by the app itself
+    "record_delivery_events": delivery_events.record_delivery_events,
+    "list_delivery_events": delivery_events.list_delivery_events,
     # in-app inbox
     "list_notifications": notifications.list_notifications,
     "mark_read": notifications.mark_read,
+    # analytics, read from the rollups the database keeps (migration 0011)
+    "sequence_analytics": analytics.sequence_analytics,
+    "adapter_health": analytics.adapter_health,
+    "rebuild_analytics": analytics.rebuild_analytics,
 }
 
 #: Operations that change definitions: the engine's definition cache is cleared after them.

@@ -79,6 +79,11 @@ class Runtime:
         retry_base: float = 30.0,
         durable_outcomes: bool = False,
         execution_timeout: float = 300.0,
+        phone_region: str | None = None,
+        public_url: str | None = None,
+        unsubscribe_ttl: Any = None,
+        quiet_hours: dict[str, Any] | None = None,
+        domain_rate_limits: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.schema = validate_schema_name(
@@ -122,6 +127,23 @@ class Runtime:
         self.bus = LocalBus()
         self.external_templates: dict[str, tuple[float, Any]] = {}
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}"
+        # Who runs due executions: a PostgresScheduler unless DripDrop(scheduler=...) says.
+        self.scheduler: Any = None
+        from dripdrop.definitions.suppressions import check_region
+        from dripdrop.engine.unsubscribe import check_public_url, check_ttl
+
+        # Deliverability: the default country of phone numbers not in +E.164 form; where the
+        # web app is reachable (unsubscribe links); how long an unsubscribe link works.
+        self.phone_region = check_region(phone_region)
+        self.public_url = check_public_url(public_url)
+        self.unsubscribe_ttl = check_ttl(unsubscribe_ttl)
+        from dripdrop.engine.quiet_hours import check_quiet_hours
+
+        # The instance's default quiet hours (a sequence version or a step may override them).
+        self.quiet_hours = check_quiet_hours(quiet_hours, "quiet_hours") or None
+        from dripdrop.engine.rate_limits import check_domain_limits
+
+        self.domain_rate_limits = check_domain_limits(domain_rate_limits)  # domain → "20/1s"
 
     @property
     def keyring(self) -> KeyRing:

@@ -83,6 +83,7 @@ class World:
     enrollment: Any
     execution: Any
     api_key: Any = None
+    transition: Any = None  # flow control (docs/flow.md)
 
 
 def make_world(dd: Any) -> World:
@@ -99,7 +100,10 @@ def make_world(dd: Any) -> World:
     enrollment = dd.enroll("world", {"type": "User", "id": 1}, data={"email": "a@example.com"})
     execution = dd.list_executions(enrollment.id)[0]
     api_key = dd.create_api_key("world", scopes=["read"])
-    return World(seq, version, step, condition, adapter, hook, enrollment, execution, api_key)
+    transition = dd.create_transition(version.id, from_step_id=step.id, to_step_id=None)
+    return World(
+        seq, version, step, condition, adapter, hook, enrollment, execution, api_key, transition
+    )
 
 
 # (method name, positional arguments, keyword arguments)
@@ -150,6 +154,11 @@ def entry_points(w: World) -> dict[str, Call]:
         ),
         "activate_version": ("activate_version", (w.version.id,), {"force": False}),
         "check_version": ("check_version", (w.version.id,), {}),
+        "check_templates[sequence]": (
+            "check_templates",
+            ("world",),
+            {"data": {"name": "Ada", "email": "ada@example.com"}, "tenant_key": None},
+        ),
         "deactivate_version": ("deactivate_version", (w.version.id,), {}),
         "update_sequence_version": (
             "update_sequence_version",
@@ -306,6 +315,30 @@ def entry_points(w: World) -> dict[str, Call]:
         ),
         "delete_condition": ("delete_condition", (w.condition.id,), {}),
         "list_conditions": ("list_conditions", (w.step.id,), {}),
+        # flow control
+        "create_transition": (
+            "create_transition",
+            (w.version.id,),
+            dict(from_step_id=w.step.id, to_step_id=None, condition_mode="all", priority=3),
+        ),
+        "get_transition": ("get_transition", (w.transition.id,), {}),
+        "list_transitions": ("list_transitions", (w.version.id,), {}),
+        "update_transition": (
+            "update_transition",
+            (w.transition.id,),
+            dict(condition_mode="any", priority=4),
+        ),
+        "delete_transition": ("delete_transition", (w.transition.id,), {}),
+        "split_counts": ("split_counts", (w.step.id,), {}),
+        "create_condition[transition]": (
+            "create_condition",
+            (),
+            dict(
+                transition_id=w.transition.id,
+                condition_type="throttle",
+                config={"max_sends": 2, "window_amount": 1, "window_unit": "days"},
+            ),
+        ),
         "create_channel_adapter": (
             "create_channel_adapter",
             (),
@@ -403,6 +436,12 @@ def entry_points(w: World) -> dict[str, Call]:
         "list_executions": ("list_executions", (w.enrollment.id,), {}),
         "get_execution": ("get_execution", (w.execution.id,), {}),
         "replay": ("replay", (w.execution.id,), {}),
+        # An unknown execution: a call that gets through must not cancel the world's.
+        "cancel_execution": (
+            "cancel_execution",
+            ("00000000-0000-7000-8000-000000000001",),
+            {"reason": "stop"},
+        ),
         "track_event": (
             "track_event",
             (w.enrollment.id, "clicked"),
@@ -416,6 +455,88 @@ def entry_points(w: World) -> dict[str, Call]:
         "create_api_key": ("create_api_key", ("ci",), dict(scopes=["read"], tenant_key=None)),
         "list_api_keys": ("list_api_keys", (), dict(include_revoked=False)),
         "revoke_api_key": ("revoke_api_key", (w.api_key.id,), {}),
+        # provider events (dripdrop/inbound/record.py): the world's adapter is a memory one
+        "record_delivery_events": (
+            "record_delivery_events",
+            ("memory", adapter_id),
+            dict(
+                events=[
+                    {
+                        "type": "delivered",
+                        "provider_message_id": "m-1",
+                        "provider_event_id": "e-1",
+                        "occurred_at": "2026-11-30T09:00:00Z",
+                        "recipient": "ada@example.com",
+                        "data": {"a": 1},
+                    }
+                ]
+            ),
+        ),
+        "list_delivery_events": ("list_delivery_events", (w.execution.id,), {}),
+        # suppressions (definitions/suppressions.py) and sequence categories
+        "suppress": (
+            "suppress",
+            ("email", "Ada@Example.com"),
+            dict(
+                reason="manual",
+                tenant_key=None,
+                category="marketing",
+                source="import",
+                metadata={"a": 1},
+            ),
+        ),
+        "unsuppress": ("unsuppress", ("email", "nobody@example.com"), dict(tenant_key=None)),
+        "unsuppress[category]": (
+            "unsuppress",
+            ("sms", "+14155552671"),
+            dict(tenant_key="t1", category="marketing"),
+        ),
+        "is_suppressed": (
+            "is_suppressed",
+            ("email", "ada@example.com"),
+            dict(tenant_key=None, category="marketing"),
+        ),
+        "list_suppressions": (
+            "list_suppressions",
+            (),
+            dict(
+                channel="email",
+                tenant_key=None,
+                reason="manual",
+                recipient="ada@example.com",
+                all_tenants=False,
+                limit=10,
+            ),
+        ),
+        "create_sequence[category]": (
+            "create_sequence",
+            (),
+            dict(name="C", key="c2", category="marketing"),
+        ),
+        "update_sequence[category]": ("update_sequence", (w.seq.id,), dict(category="product")),
+        # analytics (engine/analytics.py)
+        "sequence_analytics": (
+            "sequence_analytics",
+            ("world",),
+            dict(
+                version_id=w.version.id,
+                since=datetime(2029, 12, 1, tzinfo=UTC),
+                until=datetime(2030, 1, 1, tzinfo=UTC),
+                tenant_key=None,
+            ),
+        ),
+        "sequence_analytics[by id]": ("sequence_analytics", (w.seq.id,), {}),
+        "adapter_health": (
+            "adapter_health",
+            (w.adapter.id,),
+            dict(
+                since=datetime(2029, 12, 1, tzinfo=UTC),
+                until=datetime(2030, 1, 1, tzinfo=UTC),
+                tenant_key=None,
+                every_tenant=False,
+            ),
+        ),
+        "rebuild_analytics[sequence rollups]": ("rebuild_analytics", (), {}),
     }
 
 

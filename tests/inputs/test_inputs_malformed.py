@@ -40,6 +40,9 @@ GROUPS = {
     "hooks": ("http_hook",),
     "enrollments": ("enroll", "execution", "replay", "track"),
     "api_keys": ("api_key",),
+    "suppressions": ("suppress",),
+    "delivery_events": ("delivery_events",),
+    "flow": ("transition", "split_counts"),
 }
 
 

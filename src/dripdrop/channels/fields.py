@@ -11,7 +11,14 @@ from __future__ import annotations
 
 #: Engine settings any step may hold (never sent as message fields).
 STEP_SETTINGS = frozenset(
-    {"template_engine", "on_failure", "max_retries", "channel_adapter_rotation", "metadata"}
+    {
+        "template_engine",
+        "on_failure",
+        "max_retries",
+        "channel_adapter_rotation",
+        "metadata",
+        "quiet_hours",
+    }
 )
 
 #: What each channel's providers read from the rendered config.

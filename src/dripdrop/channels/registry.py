@@ -104,6 +104,12 @@ def validate_adapter(
     Error messages never contain credential values.
     """
     spec = get_spec(channel, provider)
+    rate_limit = None
+    if isinstance(config, dict) and "rate_limit" in config:  # every provider's: the engine's
+        from dripdrop.engine.rate_limits import check_rate_limits
+
+        config = dict(config)
+        rate_limit = check_rate_limits(config.pop("rate_limit"), "config.rate_limit")
     errors = _unknown(spec.credentials, credentials, "credentials")
     errors.update(_unknown(spec.config, config, "config"))
     creds_out: dict[str, Any] = {}
@@ -123,6 +129,8 @@ def validate_adapter(
     check = getattr(spec.factory, "check_adapter", None)
     if check is not None and (errors := check(creds_out, config_out)):
         raise ValidationError(errors)
+    if rate_limit is not None:
+        config_out["rate_limit"] = rate_limit
     return creds_out, config_out
 
 

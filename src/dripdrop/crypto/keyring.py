@@ -94,10 +94,13 @@ class KeyRing:
                 "KeyRing expects a sequence of keys; use KeyRing.from_env_value() for a string"
             )
         ciphers: dict[bytes, AESGCM] = {}
+        raws: dict[bytes, bytes] = {}
         for position, key in enumerate(keys):
             raw = _parse_key(key, position)
             # setdefault: a key listed twice keeps its first (newest) position.
             ciphers.setdefault(key_id(raw), AESGCM(raw))
+            raws.setdefault(key_id(raw), raw)
+        self._raws = raws  # only for derive(): never returned as they are
         if not ciphers:
             raise ConfigurationError(
                 f"no encryption key configured: set {ENV_VAR} "
@@ -121,6 +124,19 @@ class KeyRing:
 
     def __repr__(self) -> str:
         return f"<KeyRing {len(self)} key(s): {', '.join(self.key_ids)}>"
+
+    def derive(self, purpose: bytes) -> list[tuple[bytes, bytes]]:
+        """(key id, a 32-byte key for ``purpose``) per key of the ring, newest first: HKDF-SHA256
+        of each key with ``purpose`` as its info, so a MAC key never equals an encryption key
+        and two purposes never share one. Rotation works as for encryption: sign with the
+        first, verify with the one whose id the signed value names."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        return [
+            (kid, HKDF(hashes.SHA256(), KEY_SIZE, salt=None, info=purpose).derive(raw))
+            for kid, raw in self._raws.items()
+        ]
 
     def encrypt(self, plaintext: bytes, *, aad: bytes) -> bytes:
         """Encrypt with the newest key and a random nonce; ``aad`` binds the blob to its row."""

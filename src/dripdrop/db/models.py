@@ -7,14 +7,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
+    Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -78,6 +83,8 @@ class Sequence(_Stamped, Base):
     metadata_: Mapped[Any] = mapped_column(
         "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+    # Scope of unsubscribes (0008): marketing, product, transactional…; NULL = uncategorised.
+    category: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (
         # COALESCE so that NULL (global) tenants collide too, on PostgreSQL 14 as well.
         Index("uq_sequences_tenant_key", text("COALESCE(tenant_key, '')"), "key", unique=True),
@@ -173,7 +180,9 @@ class HttpHook(_Stamped, Base):
 class Condition(_Stamped, Base):
     __tablename__ = "conditions"
     id: Mapped[uuid.UUID] = _id()
-    step_id: Mapped[uuid.UUID] = _fk("steps.id")
+    step_id: Mapped[uuid.UUID | None] = _fk("steps.id", nullable=True)
+    # A condition guards a step or a transition, never both (0010).
+    transition_id: Mapped[uuid.UUID | None] = _fk("transitions.id", nullable=True)
     condition_type: Mapped[str] = mapped_column(String(32), nullable=False)
     operator: Mapped[str] = mapped_column(String(16), nullable=False, server_default="eq")
     hook_function: Mapped[str | None] = mapped_column(Text)
@@ -181,7 +190,29 @@ class Condition(_Stamped, Base):
     field_path: Mapped[str | None] = mapped_column(Text)
     expected_value: Mapped[str | None] = mapped_column(Text)
     config: Mapped[Any] = _json()
-    __table_args__ = (Index("ix_conditions_step_id", "step_id"),)
+    __table_args__ = (
+        Index("ix_conditions_step_id", "step_id"),
+        Index("ix_conditions_transition_id", "transition_id"),
+        CheckConstraint("(step_id IS NULL) <> (transition_id IS NULL)", name="one_owner"),
+    )
+
+
+class Transition(_Stamped, Base):
+    """An edge of a version's graph: after ``from_step`` finishes, go to ``to_step`` (None:
+    complete) when its conditions hold; tried in ascending ``priority`` (0010)."""
+
+    __tablename__ = "transitions"
+    id: Mapped[uuid.UUID] = _id()
+    sequence_version_id: Mapped[uuid.UUID] = _fk("sequence_versions.id")
+    from_step_id: Mapped[uuid.UUID] = _fk("steps.id")
+    to_step_id: Mapped[uuid.UUID | None] = _fk("steps.id", nullable=True)
+    condition_mode: Mapped[str] = mapped_column(String(8), nullable=False, server_default="always")
+    priority: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    __table_args__ = (
+        Index("ix_transitions_from_step_id_priority", "from_step_id", "priority"),
+        Index("ix_transitions_to_step_id", "to_step_id"),
+        Index("ix_transitions_sequence_version_id", "sequence_version_id"),
+    )
 
 
 class Enrollment(_Stamped, Base):
@@ -200,8 +231,16 @@ class Enrollment(_Stamped, Base):
     metadata_: Mapped[Any] = mapped_column(
         "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+    # Why it ended (goal, exit_event, unenrolled, halted, completed, holdout…) and a goal's
+    # conversion, attributed to the last step sent before it (0010).
+    exit_reason: Mapped[str | None] = mapped_column(String(32))
+    converted_at: Mapped[datetime | None] = _ts()
+    conversion_step_id: Mapped[uuid.UUID | None] = _fk("steps.id", "SET NULL", True)
+    # W3C traceparent of the enroll that started it, while tracing is on (0013).
+    trace_parent: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (
         UniqueConstraint("sequence_id", "subscriber_type", "subscriber_id"),
+        Index("ix_enrollments_conversion_step_id", "conversion_step_id"),
         Index("ix_enrollments_sequence_state", "sequence_id", "state"),
         Index("ix_enrollments_subscriber", "subscriber_type", "subscriber_id"),
         # Room on each page for a new version of every row, so moving to the next step is an
@@ -234,6 +273,14 @@ class StepExecution(_Stamped, Base):
     lease_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     locked_until: Mapped[datetime | None] = _ts()
     locked_by: Mapped[str | None] = mapped_column(Text)
+    # The split branch this execution chose; which occurrence of a recurring step it is (0010).
+    branch: Mapped[str | None] = mapped_column(Text)
+    occurrence: Mapped[int | None] = mapped_column(Integer)
+    # The provider's id of the sent message, and the strongest status its events reported (0009).
+    provider_message_id: Mapped[str | None] = mapped_column(Text)
+    delivery_status: Mapped[str | None] = mapped_column(Text)
+    # How long the provider took to answer the delivery, in ms (0011: adapter latency analytics).
+    delivery_ms: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (
         # The claim query walks this index only: due work, never the finished history.
         Index(
@@ -243,6 +290,18 @@ class StepExecution(_Stamped, Base):
         ),
         Index("ix_step_executions_enrollment", "enrollment_id", "scheduled_for"),
         Index("ix_step_executions_step", "step_id"),
+        Index(
+            "ix_step_executions_branch",
+            "step_id",
+            "branch",
+            postgresql_where=text("branch IS NOT NULL"),
+        ),
+        # Provider webhooks find their executions by message id (0009).
+        Index(
+            "ix_step_executions_provider_message_id",
+            "provider_message_id",
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+        ),
         # Room on each page so lease stamps are in-place (HOT) updates.
         {"postgresql_with": {"fillfactor": 80}},
     )
@@ -305,6 +364,182 @@ class IdempotencyKey(Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
+
+
+class SendPacing(Base):
+    """The next free send slot of a short rate limit, shared by every worker (0012)."""
+
+    __tablename__ = "send_pacing"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class SendCount(Base):
+    """Sends counted per fixed window of a long rate limit (0012)."""
+
+    __tablename__ = "send_counts"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    __table_args__ = (Index("ix_send_counts_window_start", "window_start"),)
+
+
+
+class Suppression(Base):
+    """Who must not be sent to (0008): per channel and normalised recipient; NULL tenant = every
+    tenant, NULL category = every category."""
+
+    __tablename__ = "suppressions"
+    id: Mapped[uuid.UUID] = _id()
+    channel: Mapped[str] = mapped_column(Text, nullable=False)
+    recipient: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    category: Mapped[str | None] = mapped_column(Text)
+    tenant_key: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[Any] = mapped_column(
+        "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    inserted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    __table_args__ = (
+        CheckConstraint(
+            "reason IN ('unsubscribe', 'bounce', 'complaint', 'manual')", name="reason"
+        ),
+        # COALESCE: NULL tenants and categories collide too, on PostgreSQL 14 as well.
+        Index(
+            "uq_suppressions_target",
+            "channel",
+            "recipient",
+            text("COALESCE(tenant_key, '')"),
+            text("COALESCE(category, '')"),
+            unique=True,
+        ),
+        Index(
+            "ix_suppressions_tenant_inserted",
+            text("COALESCE(tenant_key, '')"),
+            "inserted_at",
+            "id",
+        ),
+    )
+
+
+
+class DeliveryEvent(Base):
+    """What a provider reported about a sent message (0009): one row per provider event."""
+
+    __tablename__ = "delivery_events"
+    id: Mapped[uuid.UUID] = _id()
+    execution_id: Mapped[uuid.UUID] = _fk("step_executions.id")
+    adapter_id: Mapped[uuid.UUID | None] = _fk("channel_adapters.id", "SET NULL", True)
+    provider: Mapped[str] = mapped_column(Text, nullable=False)
+    provider_event_id: Mapped[str] = mapped_column(Text, nullable=False)
+    type: Mapped[str] = mapped_column(Text, nullable=False)
+    channel: Mapped[str] = mapped_column(Text, nullable=False)
+    recipient: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    data: Mapped[Any] = _json()
+    tenant_key: Mapped[str | None] = mapped_column(Text)
+    inserted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_event_id"),
+        CheckConstraint(
+            "type IN ('sent', 'delivered', 'deferred', 'soft_bounced', 'bounced', 'complained', "
+            "'opened', 'clicked', 'unsubscribed', 'failed')",
+            name="type",
+        ),
+        Index("ix_delivery_events_execution", "execution_id", "occurred_at"),
+        Index(
+            "ix_delivery_events_soft_bounces",
+            "recipient",
+            "occurred_at",
+            postgresql_where=text("type = 'soft_bounced'"),
+        ),
+    )
+
+
+# Analytics rollups (0011): hourly and daily counts written by triggers, never by scanning
+# executions. ``analytics_pending`` is append-only (what the triggers write); a fold moves it
+# into ``analytics_hourly`` and ``analytics_daily``. Plain tables: a rollup row's identity is
+# an expression index.
+_NIL_UUID = "'00000000-0000-0000-0000-000000000000'::uuid"
+#: The delivery latency histogram's bucket bounds (ms, exclusive); the last bucket is open.
+ANALYTICS_LATENCY_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+#: Its columns: ms_lt_1 (under 1 ms), ms_lt_2 … ms_lt_30000, ms_ge_30000.
+ANALYTICS_HISTOGRAM = [f"ms_lt_{b}" for b in ANALYTICS_LATENCY_BOUNDS_MS] + [
+    f"ms_ge_{ANALYTICS_LATENCY_BOUNDS_MS[-1]}"
+]
+
+
+def _rollup_columns() -> list[Column[Any]]:
+    return [
+        Column("bucket", DateTime(timezone=True), nullable=False),
+        Column("sequence_id", UUID(as_uuid=True), nullable=False),
+        Column("sequence_version_id", UUID(as_uuid=True), nullable=False),
+        Column("step_id", UUID(as_uuid=True)),
+        Column("adapter_id", UUID(as_uuid=True)),
+        Column("channel", Text),
+        Column("metric", Text, nullable=False),
+        Column("tenant_key", Text),
+        Column("count", BigInteger, nullable=False),
+        Column("latency_count", BigInteger, nullable=False),
+        Column("latency_sum_ms", BigInteger, nullable=False),
+        *[Column(name, BigInteger, nullable=False) for name in ANALYTICS_HISTOGRAM],
+    ]
+
+
+def _rollup(name: str) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        *_rollup_columns(),
+        Index(
+            f"uq_{name}_key",
+            "sequence_version_id",
+            "bucket",
+            text(f"COALESCE(step_id, {_NIL_UUID})"),
+            text(f"COALESCE(adapter_id, {_NIL_UUID})"),
+            text("COALESCE(channel, '')"),
+            "metric",
+            unique=True,
+        ),
+        Index(
+            f"ix_{name}_adapter",
+            "adapter_id",
+            "bucket",
+            postgresql_where=text("adapter_id IS NOT NULL"),
+        ),
+    )
+
+
+AnalyticsHourly = _rollup("analytics_hourly")
+AnalyticsDaily = _rollup("analytics_daily")
+
+AnalyticsPending = Table(
+    "analytics_pending",
+    Base.metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    *_rollup_columns(),
+)
+
+class ArchivedRow(Base):
+    """A row removed by ``prune(archive=True)``, as JSON (0013)."""
+
+    __tablename__ = "archived_rows"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    table_name: Mapped[str] = mapped_column(Text, nullable=False)
+    row_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    row: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    archived_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    __table_args__ = (Index("ix_archived_rows_table_archived_at", "table_name", "archived_at"),)
 
 
 TABLES = Base.metadata.tables

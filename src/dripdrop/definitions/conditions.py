@@ -31,13 +31,15 @@ C = m.Condition.__table__
 ST = m.Step.__table__
 H = m.HttpHook.__table__
 V = m.SequenceVersion.__table__
+TR = m.Transition.__table__
 
-CONDITION_TYPES = ("enrollment_data", "hook", "event", "time_window")
+CONDITION_TYPES = ("enrollment_data", "hook", "event", "time_window", "throttle")
 OPERATORS = ("eq", "neq", "gt", "lt", "gte", "lte", "in", "not_in", "contains", "exists")
 # What each condition type reads from its config ("metadata" holds the user's own fields).
 CONFIG_KEYS = {
     "event": {"event_key"},
     "time_window": {"timezone", "timezone_field", "days", "start", "end"},
+    "throttle": {"max_sends", "window_amount", "window_unit"},
 }
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -123,7 +125,7 @@ def validate_condition(
             f"unknown condition type {describe(condition_type)}; expected one of "
             f"{', '.join(CONDITION_TYPES)}"
         ]
-    if condition_type != "time_window" and operator not in OPERATORS:
+    if condition_type not in ("time_window", "throttle") and operator not in OPERATORS:
         errors["operator"] = [
             f"unknown operator {describe(operator)}; expected one of {', '.join(OPERATORS)}"
         ]
@@ -161,14 +163,24 @@ def validate_condition(
             add(errors, "config.event_key", f"is too long (at most {MAX_ID_LENGTH} characters)")
     elif condition_type == "time_window":
         _check_time_window(config, errors)
+    elif condition_type == "throttle":
+        from dripdrop.definitions.flow import check_throttle
+
+        check_throttle(config, errors)
+        if getattr(step_row, "from_step_id", None) and step_row.to_step_id is None:
+            errors["condition_type"] = [
+                "a throttle on a transition counts its target's sends: "
+                "this transition goes to the end"
+            ]
     raise_if(errors)
 
 
 def create_condition(
     rt: Runtime,
     conn: Connection,
-    step_id: Any,
+    step_id: Any = None,
     *,
+    transition_id: Any = None,
     condition_type: str | None = None,
     field_path: str | None = None,
     operator: str = "eq",
@@ -177,9 +189,15 @@ def create_condition(
     http_hook_id: Any = None,
     config: dict[str, Any] | None = None,
 ) -> Condition:
-    """Add a condition to a step. Given only ``http_hook_id`` (or ``hook_function``) it is a hook
-    condition; otherwise ``condition_type`` defaults to ``enrollment_data``."""
-    step = get_row(conn, ST, step_id, "step")
+    """Add a condition to a step, or to a transition (``transition_id=``). Given only
+    ``http_hook_id`` (or ``hook_function``) it is a hook condition; otherwise
+    ``condition_type`` defaults to ``enrollment_data``."""
+    if (step_id is None) == (transition_id is None):
+        raise ValidationError.single("step_id", "give step_id or transition_id (exactly one)")
+    if transition_id is not None:
+        step = get_row(conn, TR, transition_id, "transition", lock=True)
+    else:
+        step = get_row(conn, ST, step_id, "step")
     check_all(
         dict(
             condition_type=condition_type,
@@ -201,7 +219,8 @@ def create_condition(
         insert(C)
         .values(
             id=uuid.uuid4(),
-            step_id=step.id,
+            step_id=step.id if transition_id is None else None,
+            transition_id=step.id if transition_id is not None else None,
             condition_type=condition_type,
             operator=operator,
             field_path=field_path,
@@ -233,7 +252,10 @@ def update_condition(rt: Runtime, conn: Connection, condition_id: Any, **changes
         raise ValidationError({k: ["cannot be changed"] for k in unknown})
     check_all(changes, {**CONDITION_FIELDS, "condition_type": text(32)})
     merged = {k: changes.get(k, getattr(row, k)) for k in allowed}
-    step = get_row(conn, ST, row.step_id, "step")
+    if row.transition_id is not None:
+        step = get_row(conn, TR, row.transition_id, "transition")
+    else:
+        step = get_row(conn, ST, row.step_id, "step")
     validate_condition(
         conn,
         step,
@@ -257,9 +279,16 @@ def delete_condition(rt: Runtime, conn: Connection, condition_id: Any) -> None:
     conn.execute(delete(C).where(C.c.id == row.id))
 
 
-def list_conditions(rt: Runtime, conn: Connection, step_id: Any) -> list[Condition]:
-    """The conditions of a step, oldest first."""
-    rows = conn.execute(
-        select(C).where(C.c.step_id == as_uuid(step_id, "step_id")).order_by(C.c.inserted_at)
+def list_conditions(
+    rt: Runtime, conn: Connection, step_id: Any = None, *, transition_id: Any = None
+) -> list[Condition]:
+    """The conditions of a step (or of a transition: ``transition_id=``), oldest first."""
+    if (step_id is None) == (transition_id is None):
+        raise ValidationError.single("step_id", "give step_id or transition_id (exactly one)")
+    owner = (
+        C.c.step_id == as_uuid(step_id, "step_id")
+        if transition_id is None
+        else C.c.transition_id == as_uuid(transition_id, "transition_id")
     )
+    rows = conn.execute(select(C).where(owner).order_by(C.c.inserted_at))
     return [from_row(Condition, r) for r in rows]

@@ -17,8 +17,10 @@ from sqlalchemy import Connection, select
 
 from dripdrop.db import models as m
 from dripdrop.definitions.common import get_row
+from dripdrop.definitions.flow import SPLIT, graph_problems
 from dripdrop.engine.defs import AdapterSet, StepDef, VersionDef, load_adapters, load_version
 from dripdrop.engine.routing import DEV_PROVIDERS, candidates, no_adapter_reason, owner
+from dripdrop.engine.unsubscribe import readiness_problems as unsubscribe_problems
 from dripdrop.records import VersionProblem
 from dripdrop.runtime import Runtime
 
@@ -48,6 +50,8 @@ def _step_problems(
     conn: Connection, step: StepDef, version: VersionDef, adapters: AdapterSet
 ) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
+    if step.channel == SPLIT:  # delivers nothing: no adapter, no template
+        return found
     options = candidates(step, version, adapters)
     if not options:
         found.append(_no_adapter(conn, step, version, adapters))
@@ -95,6 +99,14 @@ def version_problems(rt: Runtime, conn: Connection, version_id: uuid.UUID) -> li
         for step in version.steps
         if step.active
         for field, message in _step_problems(conn, step, version, adapters)
+    ] + [
+        # flow control: every step reachable, no loop without a wait, split targets exist
+        VersionProblem(step_id=step.id, step_key=step.key, field=field, message=message)
+        for step, field, message in graph_problems(version)
+    ] + [
+        # marketing emails: a one-click unsubscribe link and headers (docs/deliverability.md)
+        VersionProblem(step_id=step.id, step_key=step.key, field=field, message=message)
+        for step, field, message in unsubscribe_problems(rt, version)
     ]
 
 

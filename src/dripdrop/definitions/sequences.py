@@ -35,6 +35,7 @@ from dripdrop.definitions.inputs import (
     text,
     unknown_keys,
 )
+from dripdrop.definitions.suppressions import check_category
 from dripdrop.errors import NotFound, ValidationError
 from dripdrop.records import Sequence, SequenceVersion, from_row
 from dripdrop.runtime import Runtime
@@ -43,7 +44,7 @@ S = m.Sequence.__table__
 V = m.SequenceVersion.__table__
 
 # A version's settings; "metadata" holds the user's own fields.
-_VERSION_CONFIG_KEYS = {"exit_events", "channel_rotation", "metadata"}
+_VERSION_CONFIG_KEYS = {"exit_events", "channel_rotation", "metadata", "goal", "quiet_hours"}
 
 # The type checks of each field, shared by create and update.
 SEQUENCE_FIELDS = {
@@ -52,6 +53,7 @@ SEQUENCE_FIELDS = {
     "active": boolean(),
     "metadata": json_dict(),
     "tenant_key": lambda v, f: check_tenant(v, f),
+    "category": lambda v, f: check_category(v, f),
 }
 
 
@@ -110,8 +112,11 @@ def create_sequence(
     active: bool = True,
     metadata: dict[str, Any] | None = None,
     tenant_key: str | None = None,
+    category: str | None = None,
 ) -> Sequence:
-    """Create a sequence. ``key`` is unique per tenant."""
+    """Create a sequence. ``key`` is unique per tenant. ``category`` (``marketing``,
+    ``product``, ``transactional``…; None: uncategorised) scopes unsubscribes and suppressions:
+    see docs/deliverability.md."""
     check_all(
         dict(
             description=description,
@@ -119,6 +124,7 @@ def create_sequence(
             active=active,
             metadata=metadata,
             tenant_key=tenant_key,
+            category=category,
         ),
         SEQUENCE_FIELDS,
     )
@@ -146,13 +152,15 @@ def create_sequence(
             active=active,
             metadata=metadata or {},
             tenant_key=tenant_key,
+            category=category,
         )
         .returning(S)
     ).one()
     return from_row(Sequence, row)
 
 
-def _check_lookup(key: Any, tenant_key: Any, field: str) -> None:
+def check_sequence_lookup(key: Any, tenant_key: Any, field: str = "sequence_key") -> None:
+    """A sequence key and tenant given by a caller (ValidationError naming ``field``)."""
     errors: dict[str, list[str]] = {}
     gather(errors, check_identifier, key, field)
     gather(errors, check_tenant, tenant_key, "tenant_key")
@@ -164,7 +172,7 @@ def get_sequence_row(
 ) -> Any:
     """The sequence of a key given by the caller (checked here: every lookup by key comes
     through, from get_sequence to enroll, enroll_many and simulate)."""
-    _check_lookup(key, tenant_key, field)
+    check_sequence_lookup(key, tenant_key, field)
     row = conn.execute(select(S).where(S.c.key == key, tenant_clause(S, tenant_key))).first()
     if row is None:
         raise NotFound(f"sequence {key!r} not found")
@@ -176,7 +184,7 @@ def get_sequence_with_active_version(
 ) -> Any:
     """get_sequence_row and the id of its active version (``active_version_id``, None when
     none is active) in one query: what every enrollment looks up first."""
-    _check_lookup(key, tenant_key, "sequence_key")
+    check_sequence_lookup(key, tenant_key, "sequence_key")
     joined = S.outerjoin(V, and_(V.c.sequence_id == S.c.id, V.c.active))
     row = conn.execute(
         select(S, V.c.id.label("active_version_id"))
@@ -209,8 +217,8 @@ def list_sequences(
 
 
 def update_sequence(rt: Runtime, conn: Connection, sequence_id: Any, **changes: Any) -> Sequence:
-    """Change name, description, hook_module, active or metadata."""
-    allowed = {"name", "description", "hook_module", "active", "metadata"}
+    """Change name, description, hook_module, active, metadata or category."""
+    allowed = {"name", "description", "hook_module", "active", "metadata", "category"}
     unknown = set(changes) - allowed
     errors: dict[str, list[str]] = {k: ["cannot be changed"] for k in unknown}
     raise_if(errors)
@@ -253,6 +261,17 @@ def _check_version_config(config: Any, errors: dict[str, list[str]]) -> dict[str
         from dripdrop.definitions.adapters import check_rotation
 
         check_rotation(rotation, errors)
+    from dripdrop.definitions.flow import check_goal
+
+    check_goal(config.get("goal"), errors)  # flow control: the version's goal event
+    if config.get("quiet_hours") is not None:
+        from dripdrop.engine.quiet_hours import check_quiet_hours
+
+        try:
+            check_quiet_hours(config["quiet_hours"], "config.quiet_hours")
+        except ValidationError as exc:
+            for field, messages in exc.errors.items():
+                errors.setdefault(field, []).extend(messages)
     return config
 
 

@@ -19,6 +19,7 @@ from dripdrop.definitions.common import (
     slugify,
     touch,
 )
+from dripdrop.definitions.flow import SPLIT, check_flow_settings
 from dripdrop.definitions.inputs import (
     INT32_MAX,
     MAX_NAME_LENGTH,
@@ -42,6 +43,8 @@ ST = m.Step.__table__
 A = m.ChannelAdapter.__table__
 
 TEMPLATE_TYPES = ("inline", "module", "external")
+# Flow settings any delivering step may hold (a split step holds only ``split``).
+FLOW_SETTINGS = frozenset({"repeat", "digest"})
 ON_FAILURE = ("continue", "halt")
 
 
@@ -135,15 +138,19 @@ def validate_step(
     """Check a step's fields, collecting every problem; return (timing, config) normalised.
     ``check_keys=False`` spares a stored config the unknown-key check when it is not changed."""
     errors: dict[str, list[str]] = {}
-    if channel not in CHANNELS:
+    if channel == SPLIT:  # a step that only chooses a branch (definitions/flow.py)
+        if check_keys and isinstance(config, dict):
+            errors.update(unknown_keys(config, {"split", "metadata"}, "config"))
+    elif channel not in CHANNELS:
         errors["channel"] = [
-            f"unknown channel {describe(channel)}; expected one of {', '.join(CHANNELS)}"
+            f"unknown channel {describe(channel)}; expected one of "
+            f"{', '.join(CHANNELS)} (or {SPLIT!r})"
         ]
     elif check_keys and isinstance(config, dict):
         errors.update(
             unknown_keys(
                 config,
-                step_fields(channel),
+                step_fields(channel) | FLOW_SETTINGS,
                 "config",
                 "put your own fields under 'metadata'",
             )
@@ -170,6 +177,14 @@ def validate_step(
             errors.update(exc.errors)
     if not isinstance(config.get("metadata", {}), dict):
         errors["config.metadata"] = ["must be a dict of your own fields"]
+    check_flow_settings(channel, config, norm_timing, errors)
+    if "quiet_hours" in config:
+        from dripdrop.engine.quiet_hours import check_quiet_hours
+
+        try:
+            check_quiet_hours(config["quiet_hours"], "config.quiet_hours")
+        except ValidationError as exc:
+            errors.update(exc.errors)
     if config.get("on_failure", "continue") not in ON_FAILURE:
         errors["config.on_failure"] = ["must be 'continue' or 'halt'"]
     retries = config.get("max_retries", 3)
@@ -198,6 +213,10 @@ def validate_step(
             errors["template_content.url"] = [
                 "an external template needs template_content={'url': 'https://…'}"
             ]
+    if channel == SPLIT and (
+        channel_adapter_id is not None or config.get("channel_adapter_rotation")
+    ):
+        errors["channel_adapter_id"] = ["a split step delivers nothing: it takes no adapter"]
     if channel_adapter_id is not None and channel in CHANNELS:
         _check_adapter(conn, channel_adapter_id, channel, "channel_adapter_id", errors)
     raise_if(errors)

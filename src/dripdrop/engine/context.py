@@ -7,6 +7,7 @@ from typing import Any
 from dripdrop.engine.defs import StepDef, VersionDef
 from dripdrop.errors import PermanentError
 from dripdrop.hooks.python import UnknownHook, call_python_hook
+from dripdrop.observability.instrument import observe_hook
 
 
 class HookValues:
@@ -29,6 +30,11 @@ class HookValues:
             self._record = self.services.enrollment_record(self._row)
         return self._record
 
+    @property
+    def _schema(self) -> str:
+        """The schema, as the hook metrics' label."""
+        return getattr(getattr(self.services, "rt", None), "schema", "")
+
     def is_hook(self, name: str) -> bool:
         return name in self.version.http_hooks or (
             self.version.hook_module is not None and name not in self.base
@@ -40,15 +46,24 @@ class HookValues:
         if name in self.services.overrides:
             value = self.services.overrides[name]
         elif name in self.version.http_hooks:
-            value = await self.services.call_http_hook(self.version.http_hooks[name], self.base)
+            hook = self.version.http_hooks[name]
+            value = await observe_hook(
+                self._schema, "http", name, lambda: self.services.call_http_hook(hook, self.base)
+            )
         elif self.version.hook_module:
-            value = await call_python_hook(
-                self.version.hook_module,
+            module = self.version.hook_module
+            value = await observe_hook(
+                self._schema,
+                "python",
                 name,
-                self.enrollment,
-                dict(self.base),
-                timeout=self.services.hook_timeout,
-                pool=self.services.hook_pool,
+                lambda: call_python_hook(
+                    module,
+                    name,
+                    self.enrollment,
+                    dict(self.base),
+                    timeout=self.services.hook_timeout,
+                    pool=self.services.hook_pool,
+                ),
             )
         else:
             raise PermanentError(f"no hook named {name!r}: the sequence has no hook_module")

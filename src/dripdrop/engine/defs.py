@@ -30,6 +30,7 @@ ST = m.Step.__table__
 C = m.Condition.__table__
 H = m.HttpHook.__table__
 A = m.ChannelAdapter.__table__
+TR = m.Transition.__table__
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,13 @@ class StepDef:
         return value
 
     @cached_property
+    def plain(self) -> bool:
+        """No flow control on this step (no split, repeat or digest): the common case, read on
+        every execution."""
+        c = self.config
+        return not (c.get("split") or c.get("repeat") not in (None, False) or c.get("digest"))
+
+    @cached_property
     def message_config(self) -> dict[str, Any]:
         """The config without engine settings: what gets rendered and sent."""
         from dripdrop.engine.templating import ENGINE_KEYS
@@ -89,6 +97,18 @@ class StepDef:
 
 
 @dataclass(frozen=True)
+class TransitionDef:
+    """An edge of the version's graph (see engine/flow.py)."""
+
+    id: uuid.UUID
+    from_step_id: uuid.UUID
+    to_step_id: uuid.UUID | None
+    condition_mode: str
+    priority: int
+    conditions: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
 class VersionDef:
     """Everything the engine needs about one sequence version."""
 
@@ -100,6 +120,17 @@ class VersionDef:
     config: dict[str, Any]
     steps: tuple[StepDef, ...]  # every step, in walking order (active or not)
     http_hooks: dict[str, Any] = field(default_factory=dict)  # key → row
+    category: str | None = None  # the sequence's (scopes suppressions and unsubscribes)
+    # from step id → its transitions in ascending priority (flow control, engine/flow.py)
+    transitions: dict[uuid.UUID, tuple[TransitionDef, ...]] = field(default_factory=dict)
+
+    def transitions_from(self, step_id: uuid.UUID) -> tuple[TransitionDef, ...]:
+        return self.transitions.get(step_id, ())
+
+    @cached_property
+    def has_recurring(self) -> bool:
+        """Does a step repeat on its own schedule (its occurrences keep the enrollment open)?"""
+        return any(s.config.get("repeat") not in (None, False) for s in self.steps)
 
     @cached_property
     def _by_id(self) -> dict[uuid.UUID, StepDef]:
@@ -141,7 +172,7 @@ class VersionDef:
 
 def load_version(conn: Connection, version_id: uuid.UUID) -> VersionDef:
     row = conn.execute(
-        select(V, S.c.key.label("sequence_key"), S.c.hook_module)
+        select(V, S.c.key.label("sequence_key"), S.c.hook_module, S.c.category)
         .join(S, S.c.id == V.c.sequence_id)
         .where(V.c.id == version_id)
     ).one()
@@ -149,11 +180,31 @@ def load_version(conn: Connection, version_id: uuid.UUID) -> VersionDef:
         select(ST).where(ST.c.sequence_version_id == version_id).order_by(ST.c.position, ST.c.key)
     ).all()
     conds: dict[uuid.UUID, list[Any]] = {}
+    edges = conn.execute(
+        select(TR)
+        .where(TR.c.sequence_version_id == version_id)
+        .order_by(TR.c.priority, TR.c.inserted_at)
+    ).all()
     if steps:
+        owners = [s.id for s in steps] + [t.id for t in edges]
         for c in conn.execute(
-            select(C).where(C.c.step_id.in_([s.id for s in steps])).order_by(C.c.inserted_at)
+            select(C)
+            .where(C.c.step_id.in_(owners) | C.c.transition_id.in_(owners))
+            .order_by(C.c.inserted_at)
         ):
-            conds.setdefault(c.step_id, []).append(c)
+            conds.setdefault(c.step_id or c.transition_id, []).append(c)
+    transitions: dict[uuid.UUID, list[TransitionDef]] = {}
+    for t in edges:
+        transitions.setdefault(t.from_step_id, []).append(
+            TransitionDef(
+                id=t.id,
+                from_step_id=t.from_step_id,
+                to_step_id=t.to_step_id,
+                condition_mode=t.condition_mode,
+                priority=t.priority,
+                conditions=tuple(conds.get(t.id, ())),
+            )
+        )
     hooks = {
         h.key: h
         for h in conn.execute(select(H).where(H.c.sequence_id == row.sequence_id, H.c.active))
@@ -185,6 +236,8 @@ def load_version(conn: Connection, version_id: uuid.UUID) -> VersionDef:
             for s in steps
         ),
         http_hooks=hooks,
+        category=row.category,
+        transitions={k: tuple(v) for k, v in transitions.items()},
     )
 
 
@@ -236,6 +289,7 @@ class DefinitionCache:
         self.ttl = ttl
         self._versions: dict[uuid.UUID, tuple[float, VersionDef]] = {}
         self._adapters: dict[str | None, tuple[float, AdapterSet]] = {}
+        self._sequences: dict[tuple[str, str | None], tuple[float, Any]] = {}
 
     def fresh_version(self, version_id: uuid.UUID) -> VersionDef | None:
         """The cached version if still fresh (no database access)."""
@@ -265,6 +319,22 @@ class DefinitionCache:
         self._adapters[tenant_key] = (now, a)
         return a
 
+    def sequence(
+        self, key: str, tenant_key: str | None, load: Callable[[], Any], *, fresh: bool = False
+    ) -> Any:
+        """A sequence row with its active version id, by key (``load`` on a miss). A cached row
+        may be up to ``ttl`` old: whoever writes with it must re-check it in the same statement
+        (enroll does), or pass ``fresh=True``."""
+        hit = self._sequences.get((key, tenant_key))
+        now = time.monotonic()
+        if hit and not fresh and now - hit[0] < self.ttl:
+            return hit[1]
+        row = load()
+        if self.ttl > 0:
+            self._sequences[(key, tenant_key)] = (now, row)
+        return row
+
     def clear(self) -> None:
         self._versions.clear()
         self._adapters.clear()
+        self._sequences.clear()

@@ -12,11 +12,16 @@ from sqlalchemy import Connection, and_, case, func, insert, select, text, updat
 from dripdrop.db import models as m
 from dripdrop.definitions import inputs
 from dripdrop.definitions.common import as_uuid, get_row, tenant_clause
-from dripdrop.definitions.sequences import get_sequence_row, get_sequence_with_active_version
-from dripdrop.engine.notify import wake_workers
+from dripdrop.definitions.sequences import (
+    check_sequence_lookup,
+    get_sequence_row,
+    get_sequence_with_active_version,
+)
+from dripdrop.engine.notify import channel_name, wake_workers
 from dripdrop.engine.planning import execution_row, plan_step
 from dripdrop.errors import AlreadyEnrolled, NotFound, ValidationError
 from dripdrop.ids import new_id
+from dripdrop.observability.tracing import traced_enroll
 from dripdrop.records import Enrollment, StepExecution, from_row
 from dripdrop.runtime import Runtime
 
@@ -118,7 +123,13 @@ def start_enrollment(rt: Runtime, conn: Connection, enrollment: Any, now: Any) -
         return conn.execute(
             update(E)
             .where(E.c.id == enrollment.id)
-            .values(state="completed", completed_at=now, current_step_id=None, updated_at=now)
+            .values(
+                state="completed",
+                completed_at=now,
+                current_step_id=None,
+                updated_at=now,
+                exit_reason="completed",
+            )
             .returning(E)
         ).one()
     _schedule_first(rt, conn, enrollment, first, now)
@@ -138,6 +149,7 @@ def cancel_scheduled(conn: Connection, enrollment_id: uuid.UUID, now: Any, reaso
     )
 
 
+@traced_enroll  # a span, linked from the executions it causes (when tracing is on)
 def enroll(
     rt: Runtime,
     conn: Connection,
@@ -154,15 +166,24 @@ def enroll(
     data = check_json(data, "data")
     metadata = check_json(metadata, "metadata")
     inputs.check_choice(on_conflict, "on_conflict", ON_CONFLICT)
-    seq = get_sequence_with_active_version(conn, sequence_key, tenant_key)
-    version_id = active_version_id(seq)
+    check_sequence_lookup(sequence_key, tenant_key)
     now = rt.now()
-    # The first step is known before the row is written, so a new enrollment is one INSERT
-    # (with its current step) and its first execution one more: no UPDATE after.
-    first = rt.defs.version(conn, version_id).first_step()
-    row = _insert_new(rt, conn, seq, version_id, stype, sid, data, metadata, now, first)
-    if row is not None:
-        return from_row(Enrollment, row)
+
+    def lookup() -> Any:
+        return get_sequence_with_active_version(conn, sequence_key, tenant_key)
+
+    # The sequence and its active version come from the definitions cache; the INSERT only
+    # writes while that version is still the active one, so a stale entry costs a retry here,
+    # never an enrollment into a version deactivated meanwhile.
+    for fresh in (False, True):
+        seq = rt.defs.sequence(sequence_key, tenant_key, lookup, fresh=fresh)
+        version_id = active_version_id(seq)
+        # The first step is known before the row is written, so a new enrollment is one
+        # statement: the row (with its current step) and its first execution.
+        first = rt.defs.version(conn, version_id).first_step()
+        row = _insert_new(rt, conn, seq, version_id, stype, sid, data, metadata, now, first)
+        if row is not None:
+            return from_row(Enrollment, row)
     existing = conn.execute(
         select(E)
         .where(E.c.sequence_id == seq.id, E.c.subscriber_type == stype, E.c.subscriber_id == sid)
@@ -190,6 +211,9 @@ def enroll(
             data=data,
             metadata=metadata,
             updated_at=now,
+            exit_reason=None,
+            converted_at=None,
+            conversion_step_id=None,
         )
         .returning(E)
     ).one()
@@ -197,17 +221,24 @@ def enroll(
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_new_sql(schema: str) -> Any:
+def _insert_new_sql(schema: str, wake: bool) -> Any:
     """One statement for a new enrollment and its first execution (built once per schema: the
-    per-call cost of building and caching Core statements was a third of an enroll's CPU)."""
+    per-call cost of building and caching Core statements was a third of an enroll's CPU).
+    With ``wake`` it also wakes the workers (NOTIFY, sent on commit) when it wrote a row."""
     s = f'"{schema}"'
+    waking = """
+        , n AS (SELECT pg_notify(:wake_channel, 'due') FROM x LIMIT 1)
+        SELECT * FROM e WHERE (SELECT count(*) FROM n) >= 0
+    """
     return text(f"""
         WITH e AS (
             INSERT INTO {s}.enrollments (id, sequence_id, sequence_version_id, subscriber_type,
                 subscriber_id, state, completed_at, current_step_id, started_at, data, metadata,
                 tenant_key)
-            VALUES (:id, :sequence_id, :version_id, :stype, :sid, :state, :completed_at,
-                :step_id, :now, CAST(:data AS jsonb), CAST(:metadata AS jsonb), :tenant)
+            SELECT :id, :sequence_id, :version_id, :stype, :sid, :state, :completed_at,
+                :step_id, :now, CAST(:data AS jsonb), CAST(:metadata AS jsonb), :tenant
+            FROM {s}.sequence_versions AS v JOIN {s}.sequences AS q ON q.id = v.sequence_id
+            WHERE v.id = :version_id AND v.active AND q.id = :sequence_id AND q.active
             ON CONFLICT (sequence_id, subscriber_type, subscriber_id) DO NOTHING
             RETURNING *
         ), x AS (
@@ -216,8 +247,8 @@ def _insert_new_sql(schema: str) -> Any:
             SELECT :xid, e.id, :step_id, 'scheduled', :due, :waiting, :channel, :xkey,
                 :tenant, false, 0
             FROM e WHERE :has_first
-        )
-        SELECT * FROM e
+            RETURNING 1
+        ){waking if wake else " SELECT * FROM e"}
     """)
 
 
@@ -234,11 +265,13 @@ def _insert_new(
     first: Any,
 ) -> Any:
     """The new enrollment's row with its first execution scheduled, or None when the subscriber
-    is already enrolled (nothing written). A version without active steps completes at once."""
+    is already enrolled or the version is no longer the sequence's active one (nothing written).
+    A version without active steps completes at once."""
     plan = plan_step(first, enrollment_start=now, previous_done=None) if first else None
+    due = plan.scheduled_for if plan is not None else None
     xid = new_id()
     row = conn.execute(
-        _insert_new_sql(rt.schema),
+        _insert_new_sql(rt.schema, due is not None and due <= now),
         {
             "id": new_id(),
             "sequence_id": seq.id,
@@ -258,11 +291,9 @@ def _insert_new(
             "channel": first.channel if first is not None else "",
             "xkey": str(xid),
             "has_first": first is not None,
+            "wake_channel": channel_name(rt.schema),
         },
     ).first()
-    due = plan.scheduled_for if plan is not None else None
-    if row is not None and due is not None and due <= now:
-        wake_workers(conn, rt.schema)
     return row
 
 
@@ -302,7 +333,7 @@ def unenroll(
     row = conn.execute(
         update(E)
         .where(E.c.id == row.id)
-        .values(state="cancelled", cancelled_at=now, updated_at=now)
+        .values(state="cancelled", cancelled_at=now, updated_at=now, exit_reason="unenrolled")
         .returning(E)
     ).one()
     return from_row(Enrollment, row)

@@ -15,6 +15,7 @@ from dripdrop.engine.enrollments import (
     enrollments_of,
     subscriber_key,
 )
+from dripdrop.engine.goals import close_digests, reach_goal
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import event_matches
 from dripdrop.errors import ValidationError
@@ -60,9 +61,13 @@ def record_event(
         conn.execute(
             update(E)
             .where(E.c.id == enrollment.id)
-            .values(state="completed", completed_at=now, updated_at=now)
+            .values(state="completed", completed_at=now, updated_at=now, exit_reason="exit_event")
         )
         return from_row(Event, row)
+    if reach_goal(conn, version, enrollment, event_key, event_data, now):
+        return from_row(Event, row)
+    if close_digests(conn, version, enrollment, event_key, now) and enrollment.state == "active":
+        wake_workers(conn, rt.schema)
     waiting = conn.execute(
         select(X.c.id, X.c.step_id)
         .where(

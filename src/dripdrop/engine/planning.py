@@ -52,6 +52,16 @@ def plan_step(
     earlier in the enrollment satisfies an event step at once."""
     timing = step.timing
     since = previous_done or enrollment_start
+    config = step.config
+    if config.get("repeat") not in (None, False):
+        # A recurring step's chain execution is due at once: it schedules the step's own
+        # occurrences and lets the chain go on (engine/flow.py).
+        return Plan(scheduled_for=since)
+    digest = config.get("digest")
+    if digest and timing.get("type") == "immediate":  # a digest waits for its window to close
+        from dripdrop.engine.flow import digest_window
+
+        return Plan(scheduled_for=since + digest_window(digest))
     if timing.get("type") == "event":
         for key, data, occurred_at in events:
             if occurred_at >= enrollment_start and event_matches(timing, key, data):

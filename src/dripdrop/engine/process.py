@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,13 +16,17 @@ from typing import Any
 
 from dripdrop.channels.base import DeliveryResult, Message
 from dripdrop.channels.registry import get_provider
-from dripdrop.engine.conditions import compare, lookup, next_window_opening
+from dripdrop.definitions.suppressions import engine_key
+from dripdrop.engine import flow, quiet_hours, rate_limits
+from dripdrop.engine.conditions import next_window_opening
 from dripdrop.engine.context import HookValues, base_context, id_text
 from dripdrop.engine.defs import AdapterSet, StepDef, VersionDef
 from dripdrop.engine.recipients import resolve_recipient
 from dripdrop.engine.routing import choose_adapter, no_adapter_reason
+from dripdrop.engine.suppression import PENDING
 from dripdrop.engine.templating import render_fields
 from dripdrop.errors import DeliveryError, DripDropError, PermanentError, TransientError
+from dripdrop.observability import instrument
 
 MAX_BACKOFF = 6 * 3600.0
 
@@ -38,6 +43,15 @@ class Job:
     adapters: AdapterSet
     event_counts: dict[str, int] = field(default_factory=dict)
     now: datetime | None = None  # the claim's time: what the execution runs and is recorded at
+    # Flow control's inputs, read with the claim only when a step needs them (engine/flow.py):
+    # sent times per step (throttle) and the enrollment's events (digests).
+    sends: dict[Any, list[datetime]] = field(default_factory=dict)
+    events: list[tuple[str, Any, datetime]] = field(default_factory=list)
+    hooks: Any = None  # the execution's hook values, reused by its transitions
+    # Suppressions (engine/suppression.py): the normalised recipient looked up with the batch
+    # (PENDING: only rendering tells it), and the reason when it is suppressed.
+    recipient_key: str | None = None
+    suppressed: str | None = None
 
 
 @dataclass
@@ -59,11 +73,18 @@ class Outcome:
     executed_at: datetime | None = None
     failed_at: datetime | None = None
     held: bool = False
+    route: Any = None  # flow.Route: where the chain goes (None: the next position)
+    side: Any = None  # flow.Side: a recurring step's next occurrence, inserted beside the chain
+    branch: str | None = None  # the split branch chosen
+    delivery_ms: int | None = None  # how long the provider took to answer (analytics)
 
     @property
     def advances(self) -> bool:
-        """Does the enrollment move to its next step? (Replays never move it.)"""
+        """Does the enrollment move to its next step? (Replays and a recurring step's own
+        occurrences never move it.)"""
         if self.job.execution.replay_of is not None:
+            return False
+        if getattr(self.job.execution, "occurrence", None) is not None:
             return False
         if self.kind in ("sent", "skipped"):
             return True
@@ -100,32 +121,57 @@ async def _conditions(job: Job, hooks: HookValues, now: datetime) -> tuple[str, 
             if opening is not None:
                 return ("defer", opening)
     for c in step.conditions:
-        kind = c.condition_type
-        if kind == "time_window":
+        if c.condition_type == "time_window":
             continue
-        if kind == "enrollment_data":
-            actual, what = lookup(data, c.field_path), f"data {c.field_path!r}"
-        elif kind == "event":
-            key = (c.config or {}).get("event_key")
-            actual, what = job.event_counts.get(key, 0), f"count of event {key!r}"
-        elif kind == "hook":
-            if c.http_hook_id:
-                hook = next(
-                    (h for h in job.version.http_hooks.values() if h.id == c.http_hook_id), None
-                )
-                if hook is None:
-                    raise PermanentError(f"HTTP hook {c.http_hook_id} is missing or inactive")
-                actual, what = await hooks.get(hook.key), f"HTTP hook {hook.key!r}"
-            else:
-                actual, what = await hooks.get(c.hook_function), f"hook {c.hook_function!r}"
-        else:
-            raise PermanentError(f"unknown condition type {kind!r}")
-        if not compare(actual, c.operator, c.expected_value):
-            return (
-                "skip",
-                f"condition not met: {what} is {actual!r}, "
-                f"expected {c.operator} {c.expected_value!r}",
-            )
+        held, _ = await flow.condition_holds(c, job, hooks, now, explain=False)
+        if not held:  # one evaluator for steps and transitions; the reason only when it failed
+            _, what = await flow.condition_holds(c, job, hooks, now)
+            return ("skip", f"condition not met: {what}")
+    return None
+
+
+def _flow_step(job: Job, now: datetime) -> Outcome | None:
+    """Steps that deliver nothing themselves: a split (choose a branch) and a recurring step
+    reached by its chain (its own occurrences follow on their schedule; the chain goes on)."""
+    ex, step = job.execution, job.step
+    assert step is not None
+    if step.plain:
+        return None
+    if step.config.get("split"):
+        branch = flow.assign_branch(step, job.enrollment.id)
+        route = flow.split_route(job.version, step, branch)
+        return Outcome(
+            job,
+            "skipped",
+            "skipped",
+            executed_at=now,
+            retry_count=ex.retry_count,
+            error_message=route.why,
+            route=route,
+            branch=branch["name"],
+        )
+    until = (flow.repeat_of(step) or {}).get("until_event")
+    if until and job.event_counts.get(until, 0) and getattr(ex, "occurrence", None) is not None:
+        return Outcome(
+            job,
+            "skipped",
+            "skipped",
+            executed_at=now,
+            retry_count=ex.retry_count,
+            error_message=f"recurring: ended by event {until!r}",
+        )
+    if flow.repeat_of(step) is not None and getattr(ex, "occurrence", None) is None:
+        side = flow.next_occurrence(step, ex.scheduled_for or now, 0, job.event_counts)
+        when = f"first on {side.due.isoformat()}" if side else "no occurrence left"
+        return Outcome(
+            job,
+            "skipped",
+            "skipped",
+            executed_at=now,
+            retry_count=ex.retry_count,
+            error_message=f"recurring: repeats on its own schedule ({when})",
+            side=side,
+        )
     return None
 
 
@@ -169,7 +215,43 @@ async def run_job_within(job: Job, services: Any, now: datetime, seconds: float)
 
 async def run_job(job: Job, services: Any, now: datetime, *, fence: bool = False) -> Outcome:
     """Run one execution to an outcome. Never raises: every failure becomes an outcome.
-    With ``fence``, the claim is confirmed just before the provider gets the message."""
+    With ``fence``, the claim is confirmed just before the provider gets the message. A step
+    that finished also learns where its chain goes next (transitions, engine/flow.py)."""
+    outcome = await _run_step(job, services, now, fence=fence)
+    step = job.step
+    if step is None or outcome.kind not in ("sent", "skipped", "failed"):
+        return outcome
+    if not job.version.transitions and step.plain:  # a linear step: nothing more to decide
+        return outcome
+    try:
+        if outcome.advances and outcome.route is None and flow.transitions_of(job):
+            if job.hooks is None:
+                job.hooks = HookValues(
+                    services,
+                    job.version,
+                    job.enrollment,
+                    base_context(job.version, step, job.enrollment),
+                )
+            outcome.route = await flow.choose_route(job, job.hooks, now, services.dry_run)
+        occurrence = getattr(job.execution, "occurrence", None)
+        if occurrence is not None and job.execution.replay_of is None and step.active:
+            outcome.side = flow.next_occurrence(
+                step, job.execution.scheduled_for or now, occurrence, job.event_counts
+            )
+    except Exception as exc:  # a transition's hook failed: the step is done, the chain halts
+        return _failed(
+            job,
+            now,
+            exc,
+            outcome.recipient,
+            outcome.payload,
+            outcome.adapter_id,
+            prefix="choosing the next step failed: ",
+        )
+    return outcome
+
+
+async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = False) -> Outcome:
     ex, step = job.execution, job.step
     if job.enrollment.state == "paused":
         return held_outcome(job)
@@ -200,8 +282,48 @@ async def run_job(job: Job, services: Any, now: datetime, *, fence: bool = False
             retry_count=ex.retry_count,
             error_message=f"skipped: timed out waiting for event {ex.waiting_for!r}",
         )
+    control = _flow_step(job, now)
+    if control is not None:
+        return control
+    if job.suppressed is not None:  # before rendering: nothing of it is built or sent
+        return _suppressed(job, now, job.suppressed, job.recipient_key)
+    rt = getattr(services, "rt", None)
+    quiet = quiet_hours.window_for(
+        step.channel,
+        step.config,
+        job.version.config,
+        job.version.category,
+        getattr(rt, "quiet_hours", None),
+    )
+    if quiet is not None:
+        ends = quiet_hours.next_allowed(quiet, job.enrollment.data or {}, now)
+        if ends is not None:  # a retry or a replay waits too: nobody is woken at night
+            return Outcome(
+                job,
+                "deferred",
+                "scheduled",
+                scheduled_for=ends,
+                retry_count=ex.retry_count,
+                adapter_id=ex.adapter_id,
+                error_message=f"deferred to {ends.isoformat()} (quiet hours)",
+            )
     base = base_context(job.version, step, job.enrollment)
-    hooks = HookValues(services, job.version, job.enrollment, base)
+    wants_link = step.channel == "email" and rt is not None and rt.public_url is not None
+    if wants_link and job.recipient_key not in (None, PENDING):
+        base["unsubscribe_url"] = _unsubscribe_link(rt, job, job.recipient_key, now)
+    digest = None if step.plain else flow.digest_of(step)
+    if digest is not None:
+        base["events"] = flow.digest_events(digest, job.events, now, job.enrollment.started_at)
+        if not base["events"]:
+            return Outcome(
+                job,
+                "skipped",
+                "skipped",
+                executed_at=now,
+                retry_count=ex.retry_count,
+                error_message=f"digest: no {digest['event_key']!r} events to send",
+            )
+    hooks = job.hooks = HookValues(services, job.version, job.enrollment, base)
     adapter_id: uuid.UUID | None = ex.adapter_id
     payload: Any = None
     recipient = None
@@ -228,10 +350,21 @@ async def run_job(job: Job, services: Any, now: datetime, *, fence: bool = False
                 payload={"hook_values": hooks.values} if hooks.values else None,
             )
         fields = await render_fields(step, base, hooks, services)
+        recipient = resolve_recipient(step.channel, fields, job.enrollment.data or {})
+        if job.recipient_key is PENDING:  # a templated recipient: checked once rendered
+            key = engine_key(step.channel, recipient, rt.phone_region if rt else None)
+            reason = await _suppressed_after_rendering(job, services, key)
+            if reason is not None:
+                return _suppressed(job, now, reason, key)
+            if wants_link and key is not None:
+                base["unsubscribe_url"] = _unsubscribe_link(rt, job, key, now)
+                fields = await render_fields(step, base, hooks, services)
+                recipient = resolve_recipient(step.channel, fields, job.enrollment.data or {})
+        if "unsubscribe_url" in base:  # List-Unsubscribe headers (a step's own URL wins)
+            fields.setdefault("unsubscribe_url", base["unsubscribe_url"])
         payload = dict(fields)
         if hooks.values:
             payload["hook_values"] = dict(hooks.values)
-        recipient = resolve_recipient(step.channel, fields, job.enrollment.data or {})
         adapter_id = choose_adapter(
             step,
             job.version,
@@ -260,12 +393,35 @@ async def run_job(job: Job, services: Any, now: datetime, *, fence: bool = False
         )
         if services.dry_run:  # simulations render and route but never send
             result = DeliveryResult(status="simulated")
+            delivery_ms = None
         else:
+            limits = rate_limits.limits_for(
+                adapter, recipient, getattr(rt, "domain_rate_limits", None) or {}
+            )
+            go_at = None
+            if limits:
+                deferred, go_at = await _reserve_rate_limits(job, services, limits, adapter_id)
+                if deferred is not None:
+                    return deferred
             if fence and services.fence is not None:
                 verdict = await services.fence.check(job)
                 if verdict is not None:
                     return verdict
+            # The fence was checked while the slot approached. A send woken well past its
+            # slot (the event loop stalled) would go out together with later ones: it takes
+            # a new slot instead, so stalls become delays, not bursts.
+            for _ in range(3):
+                if go_at is None:
+                    break
+                await asyncio.sleep(max(0.0, go_at - time.monotonic()))
+                if time.monotonic() - go_at <= rate_limits.slack(limits):
+                    break
+                deferred, go_at = await _reserve_rate_limits(job, services, limits, adapter_id)
+                if deferred is not None:
+                    return deferred
+            started = time.perf_counter()
             result = await deliver(message, adapter, services.delivery_context)
+            delivery_ms = round((time.perf_counter() - started) * 1000)
         response = {
             "provider": adapter.provider,
             "adapter": adapter.name,
@@ -283,6 +439,7 @@ async def run_job(job: Job, services: Any, now: datetime, *, fence: bool = False
             payload=payload,
             response=response,
             adapter_id=adapter_id,
+            delivery_ms=delivery_ms,
         )
     except TransientError as exc:
         return _retry_or_fail(job, now, exc, services, recipient, payload, adapter_id)
@@ -300,12 +457,86 @@ async def run_job(job: Job, services: Any, now: datetime, *, fence: bool = False
         )
 
 
+def _suppressed(job: Job, now: datetime, reason: str, recipient: str | None) -> Outcome:
+    """Skipped, never rendered or sent: the recipient is suppressed. The enrollment goes on."""
+    return Outcome(
+        job,
+        "skipped",
+        "skipped",
+        executed_at=now,
+        retry_count=job.execution.retry_count,
+        recipient=recipient if recipient is not PENDING else None,
+        error_message=f"suppressed: {reason}",
+    )
+
+
+async def _suppressed_after_rendering(job: Job, services: Any, key: str | None) -> str | None:
+    """The suppression of a recipient only its rendering told (one lookup for this job)."""
+    if key is None or job.step is None or getattr(services, "db", None) is None:
+        return None
+    from dripdrop.engine.suppression import check_one
+
+    return await services.db.run(  # type: ignore[no-any-return]
+        check_one,
+        job.step.channel,
+        key,
+        job.enrollment.tenant_key,
+        job.version.category,
+    )
+
+
+def _unsubscribe_link(rt: Any, job: Job, recipient: str, now: datetime) -> str:
+    from dripdrop.engine.unsubscribe import unsubscribe_url
+
+    return unsubscribe_url(
+        rt,
+        channel="email",
+        recipient=recipient,
+        tenant_key=job.enrollment.tenant_key,
+        category=job.version.category,
+        enrollment_id=id_text(job.enrollment),
+        now=now,
+    )
+
+
 # Built-in providers scrub what they return and raise (channels.http.send, Secrets.of); a
 # provider an app registers may not, so its answers and errors are scrubbed here.
 _BUILT_IN = "dripdrop.channels.providers."
 
 
+async def _reserve_rate_limits(
+    job: Job, services: Any, limits: list[rate_limits.Limit], adapter_id: Any
+) -> tuple[Outcome | None, float | None]:
+    """Reserve the send under its rate limits: a close slot gives the monotonic time to send
+    at; a distant one defers the execution (never dropped; the deferral says which limit)."""
+    run = getattr(services.db, "run_autocommit", services.db.run)
+    wait, why = await run(rate_limits.reserve, limits, services.rt.now())
+    if wait <= timedelta(0):
+        return None, None
+    if wait <= rate_limits.MAX_WAIT:
+        return None, time.monotonic() + wait.total_seconds()
+    when = services.rt.now() + wait
+    ex = job.execution
+    return Outcome(
+        job,
+        "deferred",
+        "scheduled",
+        scheduled_for=when,
+        retry_count=ex.retry_count,
+        adapter_id=adapter_id,
+        error_message=f"deferred to {when.isoformat()} (rate limit: {why})",
+    ), None
+
+
 async def deliver(message: Message, adapter: Any, ctx: Any) -> DeliveryResult:
+    """One send through the adapter's provider (timed and traced when observed: see
+    dripdrop.observability.instrument)."""
+    if instrument.observes_delivery(adapter):
+        return await instrument.observe_delivery(_send, message, adapter, ctx)
+    return await _send(message, adapter, ctx)
+
+
+async def _send(message: Message, adapter: Any, ctx: Any) -> DeliveryResult:
     """One send through the adapter's provider; what an app's own provider answers or raises
     comes back with the adapter's secrets scrubbed, in every form (Secrets)."""
     provider = get_provider(adapter.channel, adapter.provider)

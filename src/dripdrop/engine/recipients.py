@@ -60,6 +60,10 @@ def _email_problem(value: str) -> tuple[str | None, str]:
     return None, address.addr_spec
 
 
+#: (why a value is not exactly one email address or None, its addr-spec): for suppressions.
+email_problem = _email_problem
+
+
 def single_email_address(value: Any, field: str) -> str:
     """The addr-spec of ``value``, which must be exactly one email address.
 

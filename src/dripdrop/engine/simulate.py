@@ -32,11 +32,20 @@ class TimelineEntry:
     detail: str | None = None
     recipient: str | None = None
     payload: Any = None
+    # Flow control: where the chain went next and why (a transition, a split branch), the
+    # branch a split chose, and which occurrence of a recurring step this is.
+    next: str | None = None
+    branch: str | None = None
+    occurrence: int | None = None
 
     def __str__(self) -> str:
         when = self.at.strftime("%Y-%m-%d %H:%M %Z")
         what = f"{self.step_key} ({self.channel})" if self.step_key else "event"
         extra = f" — {self.detail}" if self.detail else ""
+        if self.occurrence:
+            extra += f" — occurrence {self.occurrence}"
+        if self.next and self.next != self.detail:
+            extra += f" — next: {self.next}"
         to = f" → {self.recipient}" if self.recipient else ""
         return f"{when}  {what:<32} {self.kind}{to}{extra}"
 
@@ -74,6 +83,17 @@ class _SimRuntime:
 
     def now(self) -> datetime:
         return self.clock()
+
+
+def _note_goal(conn: Any, enrollment_id: Any, timeline: Timeline, at: datetime) -> None:
+    """A ``goal`` entry when the event just tracked reached the version's goal."""
+    E = m.Enrollment.__table__
+    row = conn.execute(
+        select(E.c.converted_at, E.c.exit_reason).where(E.c.id == enrollment_id)
+    ).one()
+    if row.converted_at == at and not any(e.kind == "goal" for e in timeline.entries):
+        ends = "the enrollment ends" if row.exit_reason == "goal" else "the enrollment goes on"
+        timeline.entries.append(TimelineEntry(at=at, kind="goal", detail=f"goal reached: {ends}"))
 
 
 #: How far a simulation may look ahead (default 30 days).
@@ -165,6 +185,9 @@ def simulate(
                         detail=o.error_message,
                         recipient=o.recipient,
                         payload=o.payload,
+                        next=o.route.why if o.route is not None else None,
+                        branch=o.branch,
+                        occurrence=getattr(o.job.execution, "occurrence", None),
                     )
                 )
 
@@ -195,6 +218,7 @@ def simulate(
                             timeline.entries.append(
                                 TimelineEntry(at=clock(), kind="event", detail=key, payload=ev)
                             )
+                            _note_goal(conn, enrollment.id, timeline, clock())
                         await drain(
                             sim,
                             db,

@@ -21,6 +21,10 @@ ENGINE_KEYS = frozenset(
         "max_retries",
         "channel_adapter_rotation",
         "channel_adapter_id",
+        # flow control (engine/flow.py)
+        "repeat",
+        "digest",
+        "split",
     }
 )
 

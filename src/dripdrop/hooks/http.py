@@ -28,6 +28,7 @@ from dripdrop.db import models as m
 from dripdrop.errors import DripDropError, PermanentError, TransientError
 from dripdrop.hooks.extract import extract, raw_excerpt
 from dripdrop.net import classify_http_error, create_http_client, guarded_request
+from dripdrop.observability.tracing import inject_headers
 from dripdrop.records import HookTestResult
 from dripdrop.templates import referenced_names, render_string
 
@@ -116,6 +117,7 @@ def _build(hook: Any, context: Mapping[str, Any], auth: dict[str, Any]) -> dict[
             content = body.encode("utf-8")
     auth_headers, _ = _auth_headers(hook.auth_type or "none", auth)
     headers.update(auth_headers)  # auth wins over a same-named plain header
+    inject_headers(headers)  # W3C traceparent of the hook's span, when tracing is on
     return {
         "method": (hook.method or "POST").upper(),
         "url": _render(hook.url, context, key, "url").strip(),

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dripdrop.web import problems
+from dripdrop.web import ops_routes, problems
 from dripdrop.web.routes import ROUTERS
 
 API_PREFIX = "/api/v1"
@@ -146,6 +146,8 @@ def create_app(
     *,
     cors_origins: list[str] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    metrics_token: str | None = None,
+    metrics_public: bool = False,
 ) -> FastAPI:
     """The ASGI app of ``dd``: the REST API under ``/api/v1``, its OpenAPI document at
     ``/api/v1/openapi.json`` (browsable at ``/api/v1/docs``) and ``/health``.
@@ -154,6 +156,8 @@ def create_app(
     mounted inside a host app that has its own login: requests it allows act with every scope
     on every tenant; requests with a Bearer token are still checked as keys. CORS is off unless
     ``cors_origins`` lists origins.
+    ``/metrics`` needs a ``read`` key or ``metrics_token`` unless ``metrics_public`` (see
+    dripdrop.web.ops_routes).
     """
     app = FastAPI(
         title="DripDrop",
@@ -166,22 +170,39 @@ def create_app(
     app.state.authorize = authorize
     app.state.key_cache = {}  # token hash → (checked at, key): see auth.KEY_CACHE_SECONDS
     problems.install(app)
+    # Analytics first: its /adapters/health must not be taken for /adapters/{adapter_id}.
+    from dripdrop.web.routes import analytics as analytics_routes
+
+    app.include_router(analytics_routes.router, prefix=API_PREFIX)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    from dripdrop.web.routes import templates as template_routes
+
+    app.include_router(template_routes.router, prefix=API_PREFIX)
+    # A pydantic-ai Model object the template builder uses instead of a provider (docs/ai.md).
+    app.state.template_model = None
+    # Provider event webhooks: at the root (the URL set in each provider's console), no API key.
+    from dripdrop.web.routes import inbound
+
+    app.include_router(inbound.router)
+    # Suppressions (REST, API key) and one-click unsubscribe pages (public: the signed token).
+    from dripdrop.web.routes import suppressions, unsubscribe
+
+    app.include_router(suppressions.router, prefix=API_PREFIX)
+    app.include_router(unsubscribe.router)
+    # Flow control: transitions, their conditions, split branch counts.
+    from dripdrop.web.routes import flow as flow_routes
+
+    app.include_router(flow_routes.router, prefix=API_PREFIX)
 
     _serve_docs(app)
 
-    @app.get("/health", tags=["health"])
-    def health() -> dict[str, Any]:
-        """Liveness and database reachability (no API key needed)."""
-        from sqlalchemy import text
+    # /health (database, schedule lag; no key) and /metrics (Prometheus; see ops_routes).
+    ops_routes.install(app, metrics_token=metrics_token, metrics_public=metrics_public)
+    # The dashboard: HTML pages at the app's root (see dripdrop.web.dashboard, docs/dashboard.md).
+    from dripdrop.web import dashboard
 
-        try:
-            with dd.runtime.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
-            return {"status": "degraded", "database": "unreachable"}
-        return {"status": "ok", "database": "ok"}
+    dashboard.install(app)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     if cors_origins:

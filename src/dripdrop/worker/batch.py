@@ -20,18 +20,24 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, text
 
 from dripdrop.db.engine import commits_async
+from dripdrop.engine.flow import COMPLETE, jobs_needing_flow_inputs, needs_counts
 from dripdrop.engine.notify import wake_workers
 from dripdrop.engine.planning import plan_step
 from dripdrop.engine.process import Job, Outcome
+from dripdrop.engine.suppression import check_batch as check_suppressions
 from dripdrop.ids import new_id_text
+from dripdrop.inbound.message_ids import message_id_key
 from dripdrop.worker.queries import (
+    COMPLETE_IDLE,
     EVENT_COUNTS,
     EVENTS_OF,
     FENCE,
     FINISH,
+    LAST_RUNS,
     LOCK_ENROLLMENTS,
     RELEASE,
     RENEW,
+    SENDS_OF,
     claim_sql,
     next_due,
     next_wake,
@@ -172,6 +178,8 @@ def jobs_from_rows(
             jobs.append(
                 Job(r, token, enrollment, version, version.step(r.step_id), adapters, now=now)
             )
+        if jobs:  # suppressed recipients: one query for the batch, before anything renders
+            check_suppressions(rt, db(), jobs)
     finally:
         if opened is not None:
             opened.close()
@@ -180,7 +188,13 @@ def jobs_from_rows(
 
 def jobs_needing_event_counts(jobs: list[Job]) -> list[Job]:
     return [
-        j for j in jobs if j.step and any(c.condition_type == "event" for c in j.step.conditions)
+        j
+        for j in jobs
+        if j.step
+        and (
+            any(c.condition_type == "event" for c in j.step.conditions)
+            or j.step.derived("flow_counts", j.version, None, lambda j=j: needs_counts(j))
+        )
     ]
 
 
@@ -190,6 +204,27 @@ def apply_event_counts(jobs: list[Job], rows: Any) -> None:
         counts.setdefault(c.enrollment_id, {})[c.event_key] = c.n
     for j in jobs:
         j.event_counts = counts.get(j.enrollment.id, {})
+
+
+def load_flow_inputs(conn: Connection, schema: str, jobs: list[Job]) -> None:
+    """What throttles and digests read, one query each for the whole batch, only for the jobs
+    whose steps need it (engine/flow.py)."""
+    throttled, digests = jobs_needing_flow_inputs(jobs)
+    if throttled:
+        of: dict[Any, list[Job]] = {}
+        for j in throttled:
+            of.setdefault(j.enrollment.id, []).append(j)
+        for r in conn.execute(q(SENDS_OF, schema), {"ids": list(of)}):
+            for j in of[r.enrollment_id]:
+                j.sends.setdefault(r.step_id, []).append(r.executed_at)
+    if digests:
+        by_id: dict[Any, list[Any]] = {}
+        for ev in conn.execute(q(EVENTS_OF, schema), {"ids": [j.enrollment.id for j in digests]}):
+            by_id.setdefault(ev.enrollment_id, []).append(
+                (ev.event_key, ev.event_data, ev.occurred_at)
+            )
+        for j in digests:
+            j.events = by_id.get(j.enrollment.id, [])
 
 
 def claim_jobs(
@@ -213,6 +248,14 @@ def claim_jobs(
     rows = _fetch(conn, sql, rt.schema, params, binary=True)
     if not rows:
         return []
+    return load_jobs(rt, conn, rows, token, now)
+
+
+def load_jobs(
+    rt: Any, conn: Connection, rows: list[Any], token: uuid.UUID, now: datetime
+) -> list[Job]:
+    """Jobs for rows just claimed (by the worker's claim or run_execution's), with everything
+    they need loaded in the claim's transaction: definitions, event counts, flow inputs."""
     jobs = jobs_from_rows(rt, conn, rows, token, now)
     needs = jobs_needing_event_counts(jobs)
     if needs:
@@ -220,6 +263,7 @@ def claim_jobs(
             needs,
             conn.execute(q(EVENT_COUNTS, rt.schema), {"ids": [j.enrollment.id for j in needs]}),
         )
+    load_flow_inputs(conn, rt.schema, jobs)
     return jobs
 
 
@@ -233,6 +277,7 @@ _OPTIONAL = (
     "response",
     "error_message",
     "adapter_id",
+    "delivery_ms",
 )
 
 
@@ -245,6 +290,11 @@ def _outcome_row(o: Outcome) -> dict[str, Any]:
             row[name] = value
     if o.held:
         row["held"] = True
+    if o.state == "sent" and isinstance(o.response, dict):
+        # Stored in its own column, normalised, so provider webhooks can find the execution.
+        message_id = message_id_key(o.response.get("provider_message_id"))
+        if message_id is not None:
+            row["provider_message_id"] = message_id
     return row
 
 
@@ -264,10 +314,50 @@ def enrollments_awaiting_events(outcomes: list[Outcome]) -> list[Any]:
     out = []
     for o in outcomes:
         if o.job.version.has_event_steps and o.advances:
-            step = o.job.version.step_after(o.job.execution.step_id)
+            step = next_step(o)
             if step is not None and step.timing.get("type") == "event":
                 out.append(o.job.enrollment.id)
     return out
+
+
+def only_new_events(
+    conn: Connection,
+    schema: str,
+    outcomes: list[Outcome],
+    events: dict[Any, list[tuple[str, Any, datetime]]],
+) -> None:
+    """An event step the chain comes back to (a loop, a branch) waits for an event newer than
+    its last run: the one that woke it before must not wake it again at once. Only versions
+    with transitions or splits can come back to a step, so only they pay this query."""
+    again = [
+        (o.job.enrollment.id, step.id)
+        for o in outcomes
+        if o.advances
+        and (o.job.version.transitions or o.route is not None)
+        and (step := next_step(o)) is not None
+        and o.job.enrollment.id in events
+    ]
+    if not again:
+        return
+    last = {
+        (r.enrollment_id, r.step_id): r.last
+        for r in conn.execute(q(LAST_RUNS, schema), {"ids": [e for e, _ in again]})
+    }
+    for enrollment_id, step_id in again:
+        ran = last.get((enrollment_id, step_id))
+        if ran is not None:
+            events[enrollment_id] = [e for e in events[enrollment_id] if e[2] > ran]
+
+
+def next_step(o: Outcome) -> Any:
+    """The step the chain goes to after this outcome (None: the end): its route when a
+    transition or a split chose one, else the next position."""
+    route = o.route
+    if route is None:
+        return o.job.version.step_after(o.job.execution.step_id)
+    if route.to == COMPLETE:
+        return None
+    return route.target or o.job.version.step(route.to)
 
 
 def finish_params(
@@ -281,12 +371,27 @@ def finish_params(
     for o in outcomes:
         row = _outcome_row(o)
         enrollment = o.job.enrollment
+        if o.branch is not None:
+            row["branch"] = o.branch
+        if o.side is not None:  # a recurring step's next occurrence, beside the chain
+            row.update(
+                side_id=new_id_text(),
+                side_step_id=o.side.step.id,
+                side_due=o.side.due,
+                side_channel=o.side.step.channel,
+                side_occurrence=o.side.occurrence,
+            )
+            due_now = due_now or o.side.due <= now
         if o.halts:
             row["action"] = "halt"
         elif o.advances:
-            step = o.job.version.step_after(o.job.execution.step_id)
+            step = next_step(o)
             if step is None:
-                row["action"] = "complete"
+                # With recurring steps, the chain's end completes the enrollment only once no
+                # occurrence is left (complete_idle, after FINISH).
+                row["action"] = "end_chain" if o.job.version.has_recurring else "complete"
+                if o.route is not None and o.route.exit_reason:
+                    row["exit_reason"] = o.route.exit_reason
             else:
                 plan = plan_step(
                     step,
@@ -361,11 +466,15 @@ def record_outcomes(
             events.setdefault(ev.enrollment_id, []).append(
                 (ev.event_key, ev.event_data, ev.occurred_at)
             )
+        only_new_events(conn, rt.schema, outcomes, events)
     due_now = False
     for claim in _by_token(outcomes):
         params, due = finish_params(claim, events)
         recorded.written.update(_fetch(conn, FINISH, rt.schema, params))
         due_now = due_now or due
+    idle = [o.job.enrollment.id for o in outcomes if o.job.version.has_recurring]
+    if idle:  # chains that ended, or repeats that ran out: complete what has nothing left
+        conn.execute(q(COMPLETE_IDLE, rt.schema), {"ids": idle, "now": outcomes[0].job.now})
     if due_now and recorded.written:
         wake_workers(conn, rt.schema)
     return recorded
@@ -528,6 +637,7 @@ __all__ = [
     "connection_lost",
     "finish_and_claim",
     "idle_timeout",
+    "load_jobs",
     "next_due_at",
     "record_one_by_one",
     "record_outcomes",

@@ -43,6 +43,16 @@ class ThreadDb:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, self._call, fn, *args)
 
+    def _call_autocommit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self.rt.worker_engine.connect() as conn:
+            return fn(self.rt, conn.execution_options(isolation_level="AUTOCOMMIT"), *args)
+
+    async def run_autocommit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn`` with each statement its own transaction: a hot row (a rate limit's next
+        slot) stays locked for one statement, not for a round trip to the commit."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._call_autocommit, fn, *args)
+
     def close(self) -> None:
         # Calls in flight finish (their transactions must not be cut); none are queued by then.
         self._threads.shutdown(wait=True)
@@ -60,6 +70,14 @@ class AsyncDb:
             return await conn.run_sync(
                 lambda c: fn(self.rt, c.execution_options(**schema_options(self.rt.schema)), *args)
             )
+
+    async def run_autocommit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn`` with each statement its own transaction (see ThreadDb.run_autocommit)."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(
+                isolation_level="AUTOCOMMIT", **schema_options(self.rt.schema)
+            )
+            return await conn.run_sync(lambda c: fn(self.rt, c, *args))
 
 
 class ConnectionDb:

@@ -25,7 +25,8 @@ from sqlalchemy import Connection, text
 
 _CLAIM = """
 WITH due AS (
-    SELECT id FROM {{s}}.step_executions
+    -- recovered: a lease ran out (its worker died) and this claim takes the row over (metrics)
+    SELECT id, locked_until IS NOT NULL AS recovered FROM {{s}}.step_executions
     WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now{only_enrollment}
       AND (locked_until IS NULL OR locked_until < clock_timestamp())
     ORDER BY scheduled_for
@@ -38,7 +39,8 @@ WITH due AS (
     FROM due
     WHERE x.id = due.id
     RETURNING x.id, x.enrollment_id, x.step_id, x.scheduled_for, x.retry_count, x.adapter_id,
-              x.waiting_for, x.replay_of, x.idempotency_key, x.channel, x.tenant_key
+              x.waiting_for, x.replay_of, x.idempotency_key, x.channel, x.tenant_key,
+              x.occurrence, due.recovered
 )
 SELECT c.*, c.id::text AS id_text, e.id::text AS enrollment_id_text,
        e.sequence_id, e.sequence_version_id, e.subscriber_type, e.subscriber_id,
@@ -119,7 +121,9 @@ WITH v AS MATERIALIZED (
         failed_at timestamptz, retry_count int, recipient text, payload jsonb, response jsonb,
         error_message text, adapter_id uuid, held boolean, action text,
         next_id uuid, next_step_id uuid, next_due timestamptz, next_waiting text,
-        next_channel text)
+        next_channel text, provider_message_id text, branch text, exit_reason text,
+        side_id uuid, side_step_id uuid, side_due timestamptz, side_channel text,
+        side_occurrence int, delivery_ms int)
 ), done AS (
     UPDATE {s}.step_executions AS x
     SET state = CASE WHEN x.state = 'scheduled' THEN v.state ELSE x.state END,
@@ -142,7 +146,14 @@ WITH v AS MATERIALIZED (
                              ELSE x.error_message END,
         adapter_id = CASE WHEN x.state = 'scheduled' OR v.state = 'sent'
                           THEN v.adapter_id ELSE x.adapter_id END,
+        -- What the provider called the message: its webhooks name it so (dripdrop.inbound).
+        provider_message_id = CASE WHEN v.state = 'sent' THEN v.provider_message_id
+                                   ELSE x.provider_message_id END,
+        -- How long the provider took to answer (the analytics rollups' latency, 0011).
+        delivery_ms = CASE WHEN x.state = 'scheduled' OR v.state = 'sent'
+                           THEN v.delivery_ms ELSE x.delivery_ms END,
         held = CASE WHEN x.state = 'scheduled' THEN COALESCE(v.held, false) ELSE x.held END,
+        branch = COALESCE(v.branch, x.branch),
         lease_token = NULL, locked_by = NULL, locked_until = NULL, updated_at = :now
     FROM v
     -- The token test is wrapped so the planner does not take it for a selective one: with next
@@ -153,7 +164,7 @@ WITH v AS MATERIALIZED (
 ), moved AS (
     UPDATE {s}.enrollments AS e
     SET current_step_id = CASE WHEN t.action = 'next' THEN t.next_step_id
-                               WHEN t.action = 'complete' THEN NULL
+                               WHEN t.action IN ('complete', 'end_chain') THEN NULL
                                ELSE e.current_step_id END,
         state = CASE t.action WHEN 'complete' THEN 'completed' WHEN 'halt' THEN 'cancelled'
                 ELSE e.state END,
@@ -161,6 +172,9 @@ WITH v AS MATERIALIZED (
                        ELSE e.completed_at END,
         cancelled_at = CASE WHEN t.action = 'halt' THEN CAST(:now AS timestamptz)
                        ELSE e.cancelled_at END,
+        exit_reason = CASE t.action WHEN 'complete' THEN COALESCE(t.exit_reason, 'completed')
+                      WHEN 'halt' THEN 'halted' WHEN 'end_chain' THEN t.exit_reason
+                      ELSE e.exit_reason END,
         updated_at = :now
     FROM done AS t
     WHERE e.id = t.enrollment_id AND t.action IS NOT NULL AND t.live
@@ -168,11 +182,17 @@ WITH v AS MATERIALIZED (
     RETURNING t.*, e.state AS enrollment_state
 ), inserted AS (
     INSERT INTO {s}.step_executions (id, enrollment_id, step_id, state, scheduled_for,
-        waiting_for, channel, idempotency_key, held, tenant_key)
+        waiting_for, channel, idempotency_key, held, tenant_key, occurrence)
     SELECT t.next_id, t.enrollment_id, t.next_step_id, 'scheduled', t.next_due, t.next_waiting,
-           t.next_channel, t.next_id::text, t.enrollment_state = 'paused', t.tenant_key
+           t.next_channel, t.next_id::text, t.enrollment_state = 'paused', t.tenant_key, NULL
     FROM moved AS t
     WHERE t.action = 'next'
+    UNION ALL
+    -- A recurring step's next occurrence, beside the chain (never moves the enrollment).
+    SELECT t.side_id, t.enrollment_id, t.side_step_id, 'scheduled', t.side_due, NULL,
+           t.side_channel, t.side_id::text, e.state = 'paused', t.tenant_key, t.side_occurrence
+    FROM done AS t JOIN {s}.enrollments AS e ON e.id = t.enrollment_id
+    WHERE t.side_id IS NOT NULL AND t.live AND e.state IN ('active', 'paused')
     RETURNING id
 )
 SELECT id, live FROM done
@@ -242,3 +262,111 @@ def next_wake(conn: Connection, schema: str) -> tuple[datetime | None, float | N
     """(first unleased due time, seconds until the first lease ahead of it runs out)."""
     row = conn.execute(q(NEXT_WAKE, schema)).one()
     return row.next_free, None if row.lease_left is None else float(row.lease_left)
+
+
+# --- one execution at a time, for schedulers other than PostgreSQL (worker/single.py,
+# worker/dispatch.py) --------------------------------------------------------------------------
+
+# ``dd.run_execution(id)``: the claim of one execution, under the same rules as CLAIM (scheduled,
+# not held, due on the engine's clock, no live claim), plus one: a row a dispatcher reserved for a
+# scheduler (``lease_token IS NULL`` under a live ``locked_until``) may be claimed — that
+# reservation only keeps the row from being handed out twice, it is nobody's claim. A row locked
+# right now (a dispatcher noting the job id, a record, a heartbeat: short transactions) is waited
+# for, not skipped — the job was handed out for this row and would otherwise end without it —
+# and the test is made again on the row as that transaction left it.
+CLAIM_ONE = """
+WITH due AS (
+    SELECT id FROM {s}.step_executions
+    WHERE id = :id AND state = 'scheduled' AND NOT held AND scheduled_for <= :now
+      AND (locked_until IS NULL OR locked_until < clock_timestamp() OR lease_token IS NULL)
+    FOR UPDATE
+), claimed AS (
+    UPDATE {s}.step_executions AS x
+    SET lease_token = :token, locked_by = :worker,
+        locked_until = clock_timestamp() + make_interval(secs => :lease), updated_at = :now
+    FROM due
+    WHERE x.id = due.id
+    RETURNING x.id, x.enrollment_id, x.step_id, x.scheduled_for, x.retry_count, x.adapter_id,
+              x.waiting_for, x.replay_of, x.idempotency_key, x.channel, x.tenant_key,
+              x.occurrence
+)
+SELECT c.*, c.id::text AS id_text, e.id::text AS enrollment_id_text,
+       e.sequence_id, e.sequence_version_id, e.subscriber_type, e.subscriber_id,
+       e.state AS enrollment_state, e.current_step_id, e.started_at, e.completed_at,
+       e.cancelled_at, e.data, e.metadata, e.tenant_key AS enrollment_tenant_key
+FROM claimed AS c JOIN {s}.enrollments AS e ON e.id = c.enrollment_id
+"""
+
+# Why an execution could not be claimed (read only when CLAIM_ONE found nothing).
+EXECUTION_STATUS = """
+SELECT state, held, scheduled_for, lease_token IS NOT NULL AND locked_until >= clock_timestamp()
+       AS claimed
+FROM {s}.step_executions WHERE id = :id
+"""
+
+# A dispatcher reserves due rows for its scheduler: no claim (no lease token), only a window
+# (``locked_until``) during which no other dispatcher or worker takes them. A message the
+# scheduler loses is thus handed out again when the window runs out; ``run_execution`` claims the
+# row for real. Reads the head of the due index only, like CLAIM.
+DISPATCH = """
+WITH due AS (
+    SELECT id FROM {s}.step_executions
+    WHERE state = 'scheduled' AND NOT held AND scheduled_for <= :now
+      AND (locked_until IS NULL OR locked_until < clock_timestamp())
+    ORDER BY scheduled_for
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {s}.step_executions AS x
+SET lease_token = NULL, locked_by = :dispatcher,
+    locked_until = clock_timestamp() + make_interval(secs => :window)
+FROM due
+WHERE x.id = due.id
+RETURNING x.id, x.scheduled_for
+"""
+
+# The job ids a scheduler gave for a dispatched batch, kept in ``locked_by`` ("job:<id>") so a
+# later cancel can withdraw the job. Rows claimed meanwhile (a lease token) are left alone.
+DISPATCHED_JOBS = """
+UPDATE {s}.step_executions AS x
+SET locked_by = 'job:' || j.job
+FROM unnest(CAST(:ids AS uuid[]), CAST(:jobs AS text[])) AS j(id, job)
+WHERE x.id = j.id AND x.state = 'scheduled' AND x.lease_token IS NULL
+"""
+
+# Give back a dispatch reservation at once (the scheduler refused the job).
+UNDISPATCH = """
+UPDATE {s}.step_executions
+SET locked_by = NULL, locked_until = NULL
+WHERE id = ANY(CAST(:ids AS uuid[])) AND state = 'scheduled' AND lease_token IS NULL
+"""
+
+
+# --- flow control (engine/flow.py) ---------------------------------------------------------------
+
+# When the enrollments' steps were sent, for throttles (``ix_step_executions_enrollment``).
+SENDS_OF = """
+SELECT enrollment_id, step_id, executed_at FROM {s}.step_executions
+WHERE enrollment_id = ANY(:ids) AND state = 'sent' AND executed_at IS NOT NULL
+"""
+
+# With recurring steps, an enrollment whose chain has ended (no current step) is complete once
+# nothing of it is scheduled any more (its last occurrence ran). Runs after FINISH, in its
+# transaction, under the enrollments' locks; only for versions with recurring steps.
+COMPLETE_IDLE = """
+UPDATE {s}.enrollments AS e
+SET state = 'completed', completed_at = :now, updated_at = :now,
+    exit_reason = COALESCE(e.exit_reason, 'completed')
+WHERE e.id = ANY(:ids) AND e.state = 'active' AND e.current_step_id IS NULL
+  AND NOT EXISTS (SELECT 1 FROM {s}.step_executions AS x
+                  WHERE x.enrollment_id = e.id AND x.state = 'scheduled')
+"""
+
+# When each step of these enrollments last ran (an event step the chain comes back to waits for
+# an event newer than that).
+LAST_RUNS = """
+SELECT enrollment_id, step_id, max(COALESCE(executed_at, scheduled_for)) AS last
+FROM {s}.step_executions
+WHERE enrollment_id = ANY(:ids) AND state IN ('sent', 'skipped', 'failed')
+GROUP BY enrollment_id, step_id
+"""

@@ -16,9 +16,12 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 from dripdrop.engine.process import Job, Outcome, released_outcome, run_job, run_job_within
+from dripdrop.observability import instrument, tracing
+from dripdrop.ops.sidecar import PRUNE_INTERVAL, Duties
 from dripdrop.records import RunSummary
 from dripdrop.worker import eager
 from dripdrop.worker.batch import (
@@ -47,6 +50,11 @@ FLUSH_INTERVAL = 0.1
 SHUTDOWN_RECORD_SECONDS = 10.0
 # A lane that failed (an error other than a lost connection) is started again this much later.
 LANE_RESTART_DELAY = 1.0
+
+
+def _ids(job: Job) -> dict[str, str]:
+    """A job's ids as structured log fields."""
+    return {"execution_id": job.execution.id_text, "enrollment_id": job.enrollment.id_text}
 
 
 def _summary(counts: Counter[str]) -> RunSummary:
@@ -103,6 +111,8 @@ class Lane:
         self.done = 0  # outcomes written
         self.claimed = 0  # executions claimed
         self._give_up_at: float | None = None  # set by abandon()
+        # Enrollment id → traceparent of its enroll, per batch, while tracing is on.
+        self._links: dict[str, str | None] | None = None
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -129,6 +139,7 @@ class Lane:
         services = self.services
         now = jobs[0].now
         assert now is not None
+        self._links = await self._trace_links(jobs) if tracing.enabled() else None
         tasks: dict[asyncio.Future[Outcome], Job] = {}
         inline: list[Job] = []
         for job in jobs:
@@ -151,7 +162,11 @@ class Lane:
             task.add_done_callback(on_done)
         try:
             for job in inline:  # they finish without waiting: a Task each would only cost time
-                self.unrecorded.append(await run_job(job, services, now))
+                if self._links is None:
+                    self.unrecorded.append(await run_job(job, services, now))
+                else:
+                    outcome = await tracing.run_in_span(run_job, job, self._links, services, now)
+                    self.unrecorded.append(outcome)
             flushed = time.monotonic()
             while tasks:
                 if not finished:
@@ -174,7 +189,21 @@ class Lane:
                 task.cancel()
             self.running = {}
 
+    async def _trace_links(self, jobs: list[Job]) -> dict[str, str | None]:
+        """The traceparents the batch's enrollments were started under (spans link to them)."""
+        try:
+            ids = list({j.enrollment.id_text for j in jobs})
+            return await self.db.run(tracing.trace_parents, ids)
+        except Exception as exc:  # tracing never stops a delivery: spans go without links
+            log.warning("could not read the enrollments' trace links: %s", type(exc).__name__)
+            return {}
+
     async def _run_waiting(self, job: Job) -> Outcome:
+        if self._links is not None:
+            return await tracing.run_in_span(self._run_waiting_untraced, job, self._links)
+        return await self._run_waiting_untraced(job)
+
+    async def _run_waiting_untraced(self, job: Job) -> Outcome:
         services, now = self.services, job.now
         if self.semaphore is None:
             return await run_job_within(job, services, now, services.execution_timeout)
@@ -187,7 +216,12 @@ class Lane:
             return released_outcome(job)
         exc = task.exception()
         if exc is not None:  # run_job never raises: a bug; the execution runs again later
-            log.error("execution %s crashed: %r", job.execution.id, exc)
+            log.error(
+                "execution %s crashed: %s",
+                job.execution.id,
+                type(exc).__name__,
+                extra=_ids(job),
+            )
             return released_outcome(job)
         return task.result()
 
@@ -231,6 +265,8 @@ class Lane:
             recorded = await self._db(record_one_by_one, outcomes) if outcomes else Recorded()
             jobs = await self._db(claim_jobs, *args) if limit > 0 else []
         self._count(outcomes, recorded)
+        if jobs and instrument.metrics.ENABLED and not self.services.dry_run:
+            instrument.observe_claim(self.rt.schema, jobs, now)
         self.unrecorded = recorded.waiting + self.unrecorded
         if released:
             await self._release(released)
@@ -268,6 +304,7 @@ class Lane:
 
     def _count(self, outcomes: list[Outcome], recorded: Recorded) -> None:
         written = recorded.written
+        tally = None if self.services.dry_run else instrument.new_tally()  # not simulations
         for o in outcomes:
             live = written.get(o.job.execution.id)
             if live is None:  # the lease was lost (another worker has it), or not yet written
@@ -277,10 +314,19 @@ class Lane:
                 continue
             self.counts[kind] += 1
             self.done += 1
+            if tally is not None:
+                tally[instrument.outcome_key(o, kind)] += 1
             if kind == "failed":
-                log.warning("execution %s failed: %s", o.job.execution.id, o.error_message)
+                # Not the error text: it may quote a provider's answer or a rendered field.
+                log.warning(
+                    "execution %s failed (its error_message says why)",
+                    o.job.execution.id,
+                    extra={**_ids(o.job), "outcome": "failed"},
+                )
             if self.on_outcome is not None:
                 self.on_outcome(o)
+        if tally:
+            instrument.metrics.record_outcomes(self.rt.schema, tally)
 
 
 async def drain(
@@ -405,6 +451,10 @@ async def work(
     grace: float = 30.0,
     listen: bool = True,
     lease_seconds: float = LEASE_SECONDS,
+    retention: timedelta | None = None,
+    archive: bool = False,
+    prune_interval: float = PRUNE_INTERVAL,
+    health_file: str | None = None,
 ) -> RunSummary:
     """The worker loop. Returns what it did when ``stop`` is set (after in-flight work ends).
 
@@ -465,6 +515,16 @@ async def work(
             task.add_done_callback(lane_ended)
 
     await _log_problems(db)
+    # Gauges, retention (``retention``: remove history older than this) and the health file.
+    duties = Duties(
+        rt,
+        in_flight=lambda: sum(len(ln.running) + len(ln.unrecorded) for _, ln in lanes.values()),
+        retention=retention,
+        archive=archive,
+        prune_interval=prune_interval,
+        health_file=health_file,
+    )
+    duties.start()
     listener = Listener(rt, poke) if listen else None
     if listener:
         listener.start()
@@ -495,6 +555,7 @@ async def work(
                     poke()
         finally:
             stopper.cancel()
+            await duties.stop()
             if listener:
                 await listener.stop()
             if lanes:

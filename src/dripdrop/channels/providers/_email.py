@@ -54,7 +54,16 @@ class EmailDefaults(Fields):
     unsubscribe_mailto: str | None = None
 
 
-class EmailConfig(EmailDefaults):
+class SoftBounceSettings(Fields):
+    """When soft bounces suppress an address (provider events, :mod:`dripdrop.inbound`): at
+    ``soft_bounce_limit`` different messages soft-bounced within ``soft_bounce_days`` (default
+    3 in 30 days)."""
+
+    soft_bounce_limit: int | None = Field(default=None, ge=1, le=1000)
+    soft_bounce_days: int | None = Field(default=None, ge=1, le=365)
+
+
+class EmailConfig(SoftBounceSettings, EmailDefaults):
     """Config every HTTP email provider accepts (plus its own ``base_url``)."""
 
     timeout_ms: TimeoutMs | None = None

@@ -18,24 +18,29 @@ from dripdrop.channels.base import (
     AdapterInfo,
     DeliveryContext,
     DeliveryResult,
-    Fields,
     Message,
     ProviderSpec,
 )
 from dripdrop.channels.emailfmt import build_mime
 from dripdrop.channels.http import Secrets, load, scrub_response
+from dripdrop.channels.providers._email import SoftBounceSettings
 from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
 from dripdrop.net import response_summary
 
+TOPIC_ARN = r"^arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w.-]+$"
 
-class SesConfig(Fields):
-    """The SES region; ``base_url`` replaces ``https://email.{region}.amazonaws.com``."""
+
+class SesConfig(SoftBounceSettings):
+    """The SES region; ``base_url`` replaces ``https://email.{region}.amazonaws.com``.
+    ``sns_topic_arn`` is the SNS topic SES notifies: the only one ``/inbound/amazon_ses/<id>``
+    accepts."""
 
     region: str = Field(pattern=REGION)
     base_url: str | None = None
     configuration_set: str | None = None
     unsubscribe_url: str | None = None
+    sns_topic_arn: str | None = Field(default=None, pattern=TOPIC_ARN)
 
 
 def _addresses(*values: Any) -> list[str]:

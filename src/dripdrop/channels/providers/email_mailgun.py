@@ -29,6 +29,8 @@ class MailgunCredentials(Fields):
     api_key: str
     # The seed keeps the sending domain with the key; config.domain is the other place for it.
     domain: str | None = None
+    # The HTTP webhook signing key: verifies /inbound/mailgun/<adapter id> (dripdrop.inbound).
+    webhook_signing_key: str | None = None
 
 
 class MailgunConfig(EmailConfig):
@@ -122,6 +124,6 @@ register(
         MailgunConfig,
         MailgunProvider,
         "Mailgun HTTP API (US or EU region via base_url); `domain` in credentials or config",
-        secret_fields=("api_key",),
+        secret_fields=("api_key", "webhook_signing_key"),
     )
 )

@@ -26,6 +26,11 @@ _MAINTENANCE = 100  # Postmark's "service is down for maintenance": try again la
 
 class PostmarkCredentials(Fields):
     server_token: str
+    # What Postmark's webhooks must present at /inbound/postmark/<id>: HTTP Basic credentials
+    # (put in the webhook URL) and/or an X-Webhook-Token header (dripdrop.inbound.postmark).
+    webhook_username: str | None = None
+    webhook_password: str | None = None
+    webhook_token: str | None = None
 
 
 class PostmarkConfig(EmailConfig):
@@ -106,6 +111,6 @@ register(
         PostmarkConfig,
         PostmarkProvider,
         "Postmark email API",
-        secret_fields=("server_token",),
+        secret_fields=("server_token", "webhook_password", "webhook_token"),
     )
 )

@@ -25,6 +25,8 @@ API = "https://api.resend.com"
 
 class ResendCredentials(Fields):
     api_key: str
+    # The webhook signing secret (whsec_…): verifies /inbound/resend/<adapter id>.
+    webhook_secret: str | None = None
 
 
 class ResendConfig(EmailConfig):
@@ -100,6 +102,6 @@ register(
         ResendConfig,
         ResendProvider,
         "Resend email API",
-        secret_fields=("api_key",),
+        secret_fields=("api_key", "webhook_secret"),
     )
 )

@@ -25,6 +25,8 @@ API = "https://api.sendgrid.com"
 
 class SendGridCredentials(Fields):
     api_key: str
+    # The Signed Event Webhook's verification key (base64 DER): checks /inbound/sendgrid/<id>.
+    webhook_public_key: str | None = None
 
 
 class SendGridConfig(EmailConfig):
@@ -99,6 +101,6 @@ register(
         SendGridConfig,
         SendGridProvider,
         "SendGrid v3 Mail Send API",
-        secret_fields=("api_key",),
+        secret_fields=("api_key", "webhook_public_key"),
     )
 )

@@ -51,6 +51,9 @@ class TwilioConfig(Fields):
     messaging_service_sid: str | None = None
     base_url: str | None = API
     timeout_ms: TimeoutMs | None = None
+    # The public URL of /inbound/twilio/<adapter id>: sent as every message's StatusCallback,
+    # and the URL its X-Twilio-Signature is checked against (dripdrop.inbound.twilio).
+    status_callback_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
 
 
 def form(message: Message, config: TwilioConfig) -> dict[str, Any]:
@@ -67,6 +70,8 @@ def form(message: Message, config: TwilioConfig) -> dict[str, Any]:
         data["MessagingServiceSid"] = config.messaging_service_sid
     else:
         raise PermanentError("twilio: set config.from or config.messaging_service_sid")
+    if config.status_callback_url:
+        data["StatusCallback"] = config.status_callback_url
     return data
 
 

@@ -28,6 +28,7 @@ from dripdrop.channels.http import Secrets, TimeoutMs, error_for, load, parse_bo
 from dripdrop.channels.registry import register
 from dripdrop.channels.webhook_signing import decode_secret, signature_headers
 from dripdrop.errors import PermanentError
+from dripdrop.observability.tracing import inject_headers
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
@@ -99,6 +100,7 @@ class WebhookProvider:
         headers.update(creds.headers or {})
         headers["Idempotency-Key"] = message.idempotency_key
         headers["webhook-id"] = message.idempotency_key
+        inject_headers(headers)  # W3C traceparent of the delivery's span, when tracing is on
         if creds.signing_secret:
             headers.update(
                 signature_headers(

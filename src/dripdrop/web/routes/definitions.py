@@ -156,7 +156,12 @@ def step_of(request: Request, who: Principal, step_id: str) -> Step:
 
 def condition_of(request: Request, who: Principal, condition_id: str) -> Condition:
     found = who.owns(record_by_id(request, m.Condition, Condition, condition_id, "condition"))
-    step_of(request, who, str(found.step_id))
+    if found.transition_id is not None:  # a transition's condition (routes/flow.py)
+        from dripdrop.web.routes.flow import transition_of
+
+        transition_of(request, who, str(found.transition_id))
+    else:
+        step_of(request, who, str(found.step_id))
     return found
 
 

@@ -29,7 +29,8 @@ from dripdrop.definitions.sequences import get_sequence_row
 from dripdrop.engine.notifications import topic_channel
 from dripdrop.engine.simulate import MAX_UNTIL
 from dripdrop.errors import NotFound, ValidationError
-from dripdrop.records import Notification, StepExecution, from_row
+from dripdrop.inbound.events import EVENT_TYPES
+from dripdrop.records import DeliveryEvent, Notification, StepExecution, from_row
 from dripdrop.web.auth import Principal, require
 from dripdrop.web.encode import encode, parse_cursor
 from dripdrop.web.routes.common import (
@@ -47,6 +48,7 @@ router = APIRouter(tags=["executions"])
 X = m.StepExecution.__table__
 E = m.Enrollment.__table__
 N = m.Notification.__table__
+D = m.DeliveryEvent.__table__
 
 STATES = ("scheduled", "sending", "sent", "failed", "skipped", "cancelled")
 # A scheduled row under a live lease is being delivered right now: it is "sending".
@@ -114,9 +116,13 @@ def list_executions(
     until: datetime | None = None,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
+    delivery_status: str | None = None,
 ) -> dict[str, Any]:
     """Executions, newest first. ``since``/``until`` bound the time each was created (read
-    from its time-ordered id); ``tenant_key`` picks the tenant of ``sequence_key``."""
+    from its time-ordered id); ``tenant_key`` picks the tenant of ``sequence_key``;
+    ``delivery_status`` (delivered, bounced, complained, opened…) what providers reported."""
+    if delivery_status is not None and delivery_status not in EVENT_TYPES:
+        raise ValidationError.single("delivery_status", f"must be one of {', '.join(EVENT_TYPES)}")
     if state is not None and state not in STATES:
         raise ValidationError.single("state", f"must be one of {', '.join(STATES)}")
     if channel is not None:
@@ -137,6 +143,8 @@ def list_executions(
         after=after,
         limit=limit,
     )
+    if delivery_status is not None:
+        stmt = stmt.where(X.c.delivery_status == delivery_status)
     items = [_execution(r) for r in rows(request, stmt)]
     return page(items, limit, lambda x: (x.id,))
 
@@ -148,6 +156,32 @@ def execution(request: Request, who: Principal, execution_id: str) -> StepExecut
 @router.get("/executions/{execution_id}")
 def get_execution(execution_id: str, request: Request, who: Principal = require("read")) -> Any:
     return encode(execution(request, who, execution_id))
+
+
+@router.get("/executions/{execution_id}/delivery-events")
+def list_delivery_events(
+    execution_id: str,
+    request: Request,
+    who: Principal = require("read"),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """What providers reported about an execution (``POST /inbound/…``), oldest first."""
+    found = execution(request, who, execution_id)
+    stmt = (
+        select(D)
+        .where(D.c.execution_id == found.id)
+        .order_by(D.c.occurred_at, D.c.id)
+        .limit(limit + 1)
+    )
+    if after := parse_cursor(cursor, 2):
+        try:
+            at = datetime.fromisoformat(str(after[0]))
+        except ValueError:
+            raise ValidationError.single("cursor", "is not a cursor this list returned") from None
+        stmt = stmt.where(tuple_(D.c.occurred_at, D.c.id) > tuple_(at, as_uuid(after[1], "cursor")))
+    items = [from_row(DeliveryEvent, r) for r in rows(request, stmt)]
+    return page(items, limit, lambda e: (e.occurred_at, e.id))
 
 
 @router.post("/executions/{execution_id}/replay", status_code=201)

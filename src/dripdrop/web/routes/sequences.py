@@ -34,6 +34,7 @@ class SequenceIn(Body):
     active: bool = True
     metadata: dict[str, Any] | None = None
     tenant_key: str | None = None
+    category: str | None = None
 
 
 class SequenceChanges(Body):
@@ -42,6 +43,7 @@ class SequenceChanges(Body):
     hook_module: str | None = None
     active: bool | None = None
     metadata: dict[str, Any] | None = None
+    category: str | None = None
 
 
 class VersionIn(Body):
