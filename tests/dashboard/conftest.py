@@ -30,8 +30,11 @@ def admin_key(dd) -> str:
     return dd.create_api_key("dashboard", scopes=["admin"]).secret
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, not per session: while Playwright's sync API runs, this thread has a running
+    event loop, and every later test calling the sync facade (outside tests/dashboard) would
+    find it there."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
