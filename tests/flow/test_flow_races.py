@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import text
 
+from dripdrop import ValidationError
 from dripdrop.testing import outbox
 
 N = 60
@@ -53,7 +54,10 @@ def test_transitions_racing_events_and_unenrolls_keep_one_chain(dd, flow):
             dd.unenroll("flow", "User", i)
             unenrolled.add(i)
         else:
-            dd.pause_enrollment(e.id)
+            try:
+                dd.pause_enrollment(e.id)
+            except ValidationError:  # the worker finished it first: nothing left to pause
+                return
             dd.track_event(e.id, "paid")
             dd.resume_enrollment(e.id)
 
