@@ -175,6 +175,21 @@ def _flow_step(job: Job, now: datetime) -> Outcome | None:
     return None
 
 
+def deferred_outcome(job: Job, when: datetime, why: str, adapter_id: Any = None) -> Outcome:
+    """The execution waits, unsent and not a retry, until ``when`` (a time window, quiet
+    hours, a rate limit); ``why`` is shown on it."""
+    ex = job.execution
+    return Outcome(
+        job,
+        "deferred",
+        "scheduled",
+        scheduled_for=when,
+        retry_count=ex.retry_count,
+        adapter_id=adapter_id if adapter_id is not None else ex.adapter_id,
+        error_message=f"deferred to {when.isoformat()} ({why})",
+    )
+
+
 def held_outcome(job: Job, kind: str = "held") -> Outcome:
     """The execution waits as it is (paused enrollment, or stopped by the fence)."""
     ex = job.execution
@@ -298,15 +313,7 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
     if quiet is not None:
         ends = quiet_hours.next_allowed(quiet, job.enrollment.data or {}, now)
         if ends is not None:  # a retry or a replay waits too: nobody is woken at night
-            return Outcome(
-                job,
-                "deferred",
-                "scheduled",
-                scheduled_for=ends,
-                retry_count=ex.retry_count,
-                adapter_id=ex.adapter_id,
-                error_message=f"deferred to {ends.isoformat()} (quiet hours)",
-            )
+            return deferred_outcome(job, ends, "quiet hours")
     base = base_context(job.version, step, job.enrollment)
     wants_link = step.channel == "email" and rt is not None and rt.public_url is not None
     if wants_link and job.recipient_key not in (None, PENDING):
@@ -330,15 +337,7 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
     try:
         verdict = await _conditions(job, hooks, now)
         if verdict and verdict[0] == "defer":
-            return Outcome(
-                job,
-                "deferred",
-                "scheduled",
-                scheduled_for=verdict[1],
-                retry_count=ex.retry_count,
-                adapter_id=ex.adapter_id,
-                error_message=f"deferred to {verdict[1].isoformat()} (time window)",
-            )
+            return deferred_outcome(job, verdict[1], "time window")
         if verdict:
             return Outcome(
                 job,
@@ -516,16 +515,7 @@ async def _reserve_rate_limits(
     if wait <= rate_limits.MAX_WAIT:
         return None, time.monotonic() + wait.total_seconds()
     when = services.rt.now() + wait
-    ex = job.execution
-    return Outcome(
-        job,
-        "deferred",
-        "scheduled",
-        scheduled_for=when,
-        retry_count=ex.retry_count,
-        adapter_id=adapter_id,
-        error_message=f"deferred to {when.isoformat()} (rate limit: {why})",
-    ), None
+    return deferred_outcome(job, when, f"rate limit: {why}", adapter_id), None
 
 
 async def deliver(message: Message, adapter: Any, ctx: Any) -> DeliveryResult:
