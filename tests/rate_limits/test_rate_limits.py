@@ -255,3 +255,33 @@ def test_a_distant_slot_defers_and_is_kept(env: TestEnv, monkeypatch: Any) -> No
     assert env.clock() + timedelta(seconds=50) < waiting.scheduled_for
     assert waiting.scheduled_for <= env.clock() + timedelta(seconds=63)
     assert waiting.retry_count == 0
+
+
+def test_a_stop_while_sends_wait_for_their_slots_loses_and_repeats_nothing(env: TestEnv) -> None:
+    """SIGTERM's path (the stop event) while claimed sends sleep for their rate-limit slots:
+    the worker returns, nothing is sent twice, and every execution is sent or still due."""
+    _email_sequence(env.dd, {"rate_limit": "2/1s"})
+    _enroll(env.dd, 6)
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=env.dd.run_worker,
+        kwargs={"stop_event": stop, "handle_signals": False, "concurrency": 6},
+    )
+    worker.start()
+    deadline = time.monotonic() + 20
+    while not env.outbox() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    sent = [m.recipient for m in env.outbox()]
+    assert sent and len(sent) == len(set(sent))
+    states = Counter(
+        x.state
+        for e in env.dd.list_active_enrollments("limited")
+        for x in env.dd.list_executions(e.id)
+    )
+    assert set(states) <= {"sent", "scheduled"}
+    env.dd.run_due()  # the rest go out later, once each
+    recipients = [m.recipient for m in env.outbox()]
+    assert sorted(recipients) == sorted({f"u{i}@example.com" for i in range(6)})
