@@ -46,10 +46,10 @@ def make_app() -> Any:
     from dripdrop.web import create_app
 
     url, schema = os.environ["BENCH_DATABASE_URL"], os.environ["BENCH_SCHEMA"]
-    dd = DripDrop(url, schema=schema, encryption_key=os.environ["BENCH_KEY"])
-    engine = create_engine(
-        url.replace("postgresql://", "postgresql+psycopg://", 1), pool_size=32, max_overflow=8
-    )
+    # The same pool on both sides: 32 requests in flight, one connection each.
+    pool = {"pool_size": 32, "max_overflow": 8}
+    dd = DripDrop(url, schema=schema, encryption_key=os.environ["BENCH_KEY"], engine_options=pool)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), **pool)
     app = create_app(dd)
     insert = text(f'INSERT INTO "{schema}_plain".items (body) VALUES (CAST(:body AS jsonb))')
 
@@ -187,7 +187,8 @@ async def post_all(
 def server_cpu(pid: int) -> float:
     """CPU seconds (user + system) the server process has used: a figure that, unlike rates,
     barely moves when other work shares the machine."""
-    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -75,7 +75,9 @@ SchemaOpt = Annotated[
 ]
 
 
-def _dd(database_url: str | None, schema: str | None) -> DripDrop:
+def _dd(
+    database_url: str | None, schema: str | None, engine_options: dict[str, Any] | None = None
+) -> DripDrop:
     """The command's DripDrop, closed when the command ends, however it ends (which stops an
     embedded PostgreSQL it started, unless something else still uses it: see DripDrop.close)."""
     from sqlalchemy.engine import make_url
@@ -88,7 +90,7 @@ def _dd(database_url: str | None, schema: str | None) -> DripDrop:
             make_url(database_url)
         except (ArgumentError, ValueError):  # not echoed: it may hold a password
             _fail("--database-url: not a database URL (postgresql://user:password@host:port/db)")
-    dd = DripDrop(database_url, schema=schema)
+    dd = DripDrop(database_url, schema=schema, engine_options=engine_options)
     opened = _opened.get()
     if opened is not None:
         opened.append(dd)
@@ -180,6 +182,16 @@ def worker(
         Path | None,
         typer.Option(help="rewrite this JSON file every 5 s while the worker is alive"),
     ] = None,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            help="serve GET /health and /ready on this port: 200, or 503 when the worker's loop "
+            "has stalled for 30 s or the database is unreachable"
+        ),
+    ] = None,
+    health_host: Annotated[
+        str, typer.Option(help="address of the health port (0.0.0.0: every interface)")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (in-flight deliveries finish first)."""
     import logging
@@ -200,6 +212,8 @@ def worker(
         _fail(f"--log-level: must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}")
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         _fail(f"--metrics-port: must be from 0 to 65535, not {metrics_port}")
+    if health_port is not None and not 0 <= health_port <= 65535:
+        _fail(f"--health-port: must be from 0 to 65535, not {health_port}")
     logs.configure(log_format, logging.getLevelName(log_level.upper()))
     dd = _dd(database_url, schema)
     dd.setup()
@@ -220,6 +234,9 @@ def worker(
         options["archive"] = archive
     if health_file is not None:
         options["health_file"] = str(health_file)
+    if health_port is not None:
+        options["health_port"] = health_port
+        options["health_host"] = health_host  # the worker logs where once it listens
     summary = dd.run_worker(concurrency=concurrency, **options)
     console.print(f"stopped: {summary}")
 
@@ -527,6 +544,12 @@ def doctor(
         raise typer.Exit(1)
 
 
+#: The web server's connection pool: its synchronous endpoints run on up to 40 threads (the
+#: default of the server's thread pool), each holding a connection for its request. A smaller
+#: pool queues requests behind it and opens and closes overflow connections under load.
+WEB_POOL = {"pool_size": 20, "max_overflow": 20}
+
+
 @app.command()
 def web(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -556,7 +579,7 @@ def web(
         )
     if not 0 <= port <= 65535:
         _fail(f"--port: must be from 0 to 65535, not {port}")
-    dd = _dd(database_url, schema)
+    dd = _dd(database_url, schema, engine_options=WEB_POOL)
     dd.setup()
     console.print(
         f"DripDrop web on http://{host}:{port} (schema [cyan]{dd.schema}[/cyan]); "

@@ -24,6 +24,7 @@ import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from dripdrop.db import after_commit
 from dripdrop.db.engine import make_async_engine, schema_options
 from dripdrop.db.migrate import upgrade
 from dripdrop.errors import ConflictError, ValidationError
@@ -217,6 +218,7 @@ class _Base:
         scheduler: Any = "postgres",
         quiet_hours: dict[str, Any] | None = None,
         domain_rate_limits: dict[str, str] | None = None,
+        frequency_caps: list[dict[str, Any]] | None = None,
     ) -> None:
         self._rt = Runtime(
             database_url,
@@ -234,6 +236,7 @@ class _Base:
             unsubscribe_ttl=unsubscribe_ttl,
             quiet_hours=quiet_hours,
             domain_rate_limits=domain_rate_limits,
+            frequency_caps=frequency_caps,
         )
         self._use_scheduler(scheduler)
 
@@ -283,8 +286,11 @@ class DripDrop(_Base):
         try:
             for attempt in itertools.count():
                 try:
-                    with self._rt.engine.begin() as conn:
-                        return fn(self._rt, conn, *args, **kw)
+                    with after_commit.collecting() as later:
+                        with self._rt.engine.begin() as conn:
+                            result = fn(self._rt, conn, *args, **kw)
+                        after_commit.run_all(later)  # committed: tell outside systems now
+                    return result
                 except Exception as exc:
                     if (orig := _conflict(exc)) is None:
                         raise
@@ -450,11 +456,13 @@ class DripDrop(_Base):
         tenant_key: str | None = None,
         hook_values: dict[str, Any] | None = None,
         subscriber: dict[str, Any] | None = None,
+        version_id: uuid.UUID | str | None = None,
     ) -> Timeline:
         """The timeline a subscriber with ``data`` would get, without sending or storing
         anything. ``events``: ``[(timedelta(days=2), "paid", {...}), ...]``; ``until``: how far to
         look (default 30 days); ``hook_values`` overrides hooks by name; ``start`` defaults to
-        now."""
+        now; ``version_id`` runs that version of the sequence (a draft) instead of the active
+        one."""
         from dripdrop.engine.simulate import simulate
 
         return simulate(
@@ -467,6 +475,7 @@ class DripDrop(_Base):
             tenant_key=tenant_key,
             hook_values=hook_values,
             subscriber=subscriber,
+            version_id=version_id,
         )
 
     def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]:
@@ -619,8 +628,12 @@ class AsyncDripDrop(_Base):
         try:
             for attempt in itertools.count():
                 try:
-                    async with self._aengine.begin() as conn:
-                        return await conn.run_sync(run)
+                    with after_commit.collecting() as later:
+                        async with self._aengine.begin() as conn:
+                            result = await conn.run_sync(run)
+                        if later:  # committed: tell outside systems now, off the event loop
+                            await asyncio.to_thread(after_commit.run_all, later)
+                    return result
                 except Exception as exc:
                     if (orig := _conflict(exc)) is None:
                         raise
@@ -759,6 +772,7 @@ class AsyncDripDrop(_Base):
         tenant_key: str | None = None,
         hook_values: dict[str, Any] | None = None,
         subscriber: dict[str, Any] | None = None,
+        version_id: uuid.UUID | str | None = None,
     ) -> Timeline:
         """The timeline a subscriber would get (see DripDrop.simulate)."""
         from dripdrop.engine.simulate import simulate
@@ -774,6 +788,7 @@ class AsyncDripDrop(_Base):
             tenant_key=tenant_key,
             hook_values=hook_values,
             subscriber=subscriber,
+            version_id=version_id,
         )
 
     async def test_http_hook(

@@ -62,6 +62,7 @@ class DripDrop:
         scheduler: Any = "postgres",
         quiet_hours: dict[str, Any] | None = None,
         domain_rate_limits: dict[str, str] | None = None,
+        frequency_caps: list[dict[str, Any]] | None = None,
     ) -> None: ...
     @property
     def schema(self) -> str: ...
@@ -91,6 +92,8 @@ class DripDrop:
         archive: bool = False,
         prune_interval: float = 3600.0,
         health_file: str | None = None,
+        health_port: int | None = None,
+        health_host: str = "127.0.0.1",
     ) -> RunSummary: ...
     def run_execution(
         self, execution_id: uuid.UUID | str, *, lease_seconds: float = 30.0
@@ -116,6 +119,7 @@ class DripDrop:
         tenant_key: str | None = None,
         hook_values: dict[str, Any] | None = None,
         subscriber: dict[str, Any] | None = None,
+        version_id: uuid.UUID | str | None = None,
     ) -> Timeline: ...
     def subscribe(self, topic: str, callback: Callable[..., Any]) -> Callable[[], None]: ...
     def test_http_hook(
@@ -705,6 +709,7 @@ class AsyncDripDrop:
         scheduler: Any = "postgres",
         quiet_hours: dict[str, Any] | None = None,
         domain_rate_limits: dict[str, str] | None = None,
+        frequency_caps: list[dict[str, Any]] | None = None,
     ) -> None: ...
     @property
     def schema(self) -> str: ...
@@ -730,6 +735,8 @@ class AsyncDripDrop:
         archive: bool = False,
         prune_interval: float = 3600.0,
         health_file: str | None = None,
+        health_port: int | None = None,
+        health_host: str = "127.0.0.1",
     ) -> RunSummary: ...
     async def run_execution(
         self, execution_id: uuid.UUID | str, *, lease_seconds: float = 30.0
@@ -755,6 +762,7 @@ class AsyncDripDrop:
         tenant_key: str | None = None,
         hook_values: dict[str, Any] | None = None,
         subscriber: dict[str, Any] | None = None,
+        version_id: uuid.UUID | str | None = None,
     ) -> Timeline: ...
     async def test_http_hook(
         self, hook_id: Any, test_data: dict[str, Any] | None = None

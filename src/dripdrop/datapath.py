@@ -51,6 +51,8 @@ def _walk(data: Any, path: str) -> Any:
 def lookup(data: Any, path: str) -> Any:
     """The value at ``path`` in ``data``; None when absent. A JSONPath with several matches
     gives the list of them."""
+    if "." not in path and isinstance(data, dict) and not path.startswith("$"):
+        return data.get(path)  # a top-level field: most conditions, read for every execution
     if path.startswith("$"):
         matches = compiled_jsonpath(path).findall(data)
         if not matches:

@@ -84,6 +84,7 @@ class Runtime:
         unsubscribe_ttl: Any = None,
         quiet_hours: dict[str, Any] | None = None,
         domain_rate_limits: dict[str, str] | None = None,
+        frequency_caps: list[dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.schema = validate_schema_name(
@@ -144,6 +145,11 @@ class Runtime:
         from dripdrop.engine.rate_limits import check_domain_limits
 
         self.domain_rate_limits = check_domain_limits(domain_rate_limits)  # domain → "20/1s"
+        from dripdrop.engine.frequency_caps import check_caps, parse_caps
+
+        # Per-subscriber caps across sequences (a version may replace them, a step opt out).
+        caps = check_caps(frequency_caps, "frequency_caps", allow_off=False)
+        self.frequency_caps = parse_caps(caps if isinstance(caps, list) else None)
 
     @property
     def keyring(self) -> KeyRing:

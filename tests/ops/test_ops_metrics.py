@@ -185,3 +185,24 @@ def test_simulations_are_not_counted(env) -> None:
     sent = dict(schema=s, outcome="sent", channel="email", provider="memory")
     assert value("dripdrop_executions_total", **sent) == 0
     assert value("dripdrop_claimed_executions_total", schema=s) == 0
+
+
+def test_run_execution_is_counted_like_a_workers_claim(env) -> None:
+    """What a custom or Celery scheduler runs through dd.run_execution shows in the same
+    metrics: outcomes, claims with their lag, and the lease it took over from a dead worker."""
+    dd, s = env.dd, env.dd.schema
+    two_step_sequence(dd)
+    enroll_n(dd, 2)
+    ids = [r.id for r in sql(dd, "SELECT id FROM {s}.step_executions ORDER BY id")]
+    sql(
+        dd,
+        "UPDATE {s}.step_executions SET lease_token = gen_random_uuid(), locked_by = 'dead', "
+        "locked_until = clock_timestamp() - interval '1 second' WHERE id = :id",
+        id=ids[0],
+    )
+    assert [dd.run_execution(i).outcome for i in ids] == ["sent", "sent"]
+    sent = dict(schema=s, outcome="sent", channel="email", provider="memory")
+    assert value("dripdrop_executions_total", **sent) == 2
+    assert value("dripdrop_claimed_executions_total", schema=s) == 2
+    assert value("dripdrop_lag_seconds_count", schema=s) == 2
+    assert value("dripdrop_lease_recoveries_total", schema=s) == 1

@@ -124,3 +124,20 @@ def test_a_failed_delivery_marks_its_span_without_the_error_text(
     assert execution.attributes["dripdrop.outcome"] == "failed"
     assert deliver.status.status_code.name == "ERROR"
     assert "secret-answer" not in repr(execution.to_json()) + repr(deliver.to_json())
+
+
+def test_run_execution_runs_in_an_execution_span_linked_to_its_enroll(
+    dd, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/score").respond_with_json({"score": 80})
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    _traced_sequence(dd, httpserver)
+    with tracer_provider() as exporter:
+        enrollment = dd.enroll(sequence_key="t", subscriber={"type": "User", "id": 1})
+        [row] = sql(dd, "SELECT id FROM {s}.step_executions")
+        assert dd.run_execution(row.id).outcome == "sent"
+        spans = {s.name: s for s in exporter.get_finished_spans()}
+    enroll, execution = spans["dripdrop.enroll"], spans["dripdrop.execution"]
+    assert [link.context.span_id for link in execution.links] == [enroll.context.span_id]
+    assert execution.attributes["dripdrop.enrollment_id"] == str(enrollment.id)
+    assert spans["dripdrop.deliver"].parent.span_id == execution.context.span_id

@@ -18,6 +18,7 @@ STEP_SETTINGS = frozenset(
         "channel_adapter_rotation",
         "metadata",
         "quiet_hours",
+        "frequency_cap",
     }
 )
 

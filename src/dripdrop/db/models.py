@@ -302,6 +302,12 @@ class StepExecution(_Stamped, Base):
             "provider_message_id",
             postgresql_where=text("provider_message_id IS NOT NULL"),
         ),
+        # The dashboard overview's sends and failures of the last hour (0015).
+        Index(
+            "ix_step_executions_finished",
+            "executed_at",
+            postgresql_where=text("state IN ('sent', 'failed')"),
+        ),
         # Room on each page so lease stamps are in-place (HOT) updates.
         {"postgresql_with": {"fillfactor": 80}},
     )
@@ -384,6 +390,18 @@ class SendCount(Base):
     __table_args__ = (Index("ix_send_counts_window_start", "window_start"),)
 
 
+class SendHistory(Base):
+    """A subscriber's recent sends under one frequency cap, with the execution of each (0014)."""
+
+    __tablename__ = "send_history"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    sent_at: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)), nullable=False)
+    execution_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), nullable=False
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    __table_args__ = (Index("ix_send_history_expires_at", "expires_at"),)
+
 
 class Suppression(Base):
     """Who must not be sent to (0008): per channel and normalised recipient; NULL tenant = every
@@ -426,7 +444,6 @@ class Suppression(Base):
             "id",
         ),
     )
-
 
 
 class DeliveryEvent(Base):
@@ -527,6 +544,7 @@ AnalyticsPending = Table(
     Column("id", BigInteger, Identity(always=True), primary_key=True),
     *_rollup_columns(),
 )
+
 
 class ArchivedRow(Base):
     """A row removed by ``prune(archive=True)``, as JSON (0013)."""

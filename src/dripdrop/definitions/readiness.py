@@ -29,6 +29,7 @@ log = logging.getLogger("dripdrop.readiness")
 A = m.ChannelAdapter.__table__
 V = m.SequenceVersion.__table__
 
+
 def _no_adapter(
     conn: Connection, step: StepDef, version: VersionDef, adapters: AdapterSet
 ) -> tuple[str, str]:
@@ -94,20 +95,24 @@ def version_problems(rt: Runtime, conn: Connection, version_id: uuid.UUID) -> li
     """Every problem of the version's active steps, in step order."""
     version = load_version(conn, version_id)
     adapters = load_adapters(rt, conn, version.tenant_key)
-    return [
-        VersionProblem(step_id=step.id, step_key=step.key, field=field, message=message)
-        for step in version.steps
-        if step.active
-        for field, message in _step_problems(conn, step, version, adapters)
-    ] + [
-        # flow control: every step reachable, no loop without a wait, split targets exist
-        VersionProblem(step_id=step.id, step_key=step.key, field=field, message=message)
-        for step, field, message in graph_problems(version)
-    ] + [
-        # marketing emails: a one-click unsubscribe link and headers (docs/deliverability.md)
-        VersionProblem(step_id=step.id, step_key=step.key, field=field, message=message)
-        for step, field, message in unsubscribe_problems(rt, version)
-    ]
+    return (
+        [
+            VersionProblem(step_id=step.id, step_key=step.key, field=field, message=message)
+            for step in version.steps
+            if step.active
+            for field, message in _step_problems(conn, step, version, adapters)
+        ]
+        + [
+            # flow control: every step reachable, no loop without a wait, split targets exist
+            VersionProblem(step_id=step.id, step_key=step.key, field=field, message=message)
+            for step, field, message in graph_problems(version)
+        ]
+        + [
+            # marketing emails: a one-click unsubscribe link and headers (docs/deliverability.md)
+            VersionProblem(step_id=step.id, step_key=step.key, field=field, message=message)
+            for step, field, message in unsubscribe_problems(rt, version)
+        ]
+    )
 
 
 def check_version(rt: Runtime, conn: Connection, version_id: Any) -> list[VersionProblem]:

@@ -44,7 +44,14 @@ S = m.Sequence.__table__
 V = m.SequenceVersion.__table__
 
 # A version's settings; "metadata" holds the user's own fields.
-_VERSION_CONFIG_KEYS = {"exit_events", "channel_rotation", "metadata", "goal", "quiet_hours"}
+_VERSION_CONFIG_KEYS = {
+    "exit_events",
+    "channel_rotation",
+    "metadata",
+    "goal",
+    "quiet_hours",
+    "frequency_caps",
+}
 
 # The type checks of each field, shared by create and update.
 SEQUENCE_FIELDS = {
@@ -269,6 +276,14 @@ def _check_version_config(config: Any, errors: dict[str, list[str]]) -> dict[str
 
         try:
             check_quiet_hours(config["quiet_hours"], "config.quiet_hours")
+        except ValidationError as exc:
+            for field, messages in exc.errors.items():
+                errors.setdefault(field, []).extend(messages)
+    if config.get("frequency_caps") is not None:
+        from dripdrop.engine.frequency_caps import check_caps
+
+        try:
+            check_caps(config["frequency_caps"], "config.frequency_caps")
         except ValidationError as exc:
             for field, messages in exc.errors.items():
                 errors.setdefault(field, []).extend(messages)

@@ -185,6 +185,10 @@ def validate_step(
             check_quiet_hours(config["quiet_hours"], "config.quiet_hours")
         except ValidationError as exc:
             errors.update(exc.errors)
+    if not isinstance(config.get("frequency_cap", False), bool):
+        errors["config.frequency_cap"] = [
+            "must be false (never capped) or true (capped even in a transactional sequence)"
+        ]
     if config.get("on_failure", "continue") not in ON_FAILURE:
         errors["config.on_failure"] = ["must be 'continue' or 'halt'"]
     retries = config.get("max_retries", 3)

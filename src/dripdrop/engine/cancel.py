@@ -7,18 +7,23 @@ is cancelled too, as ``unenroll`` does. Everything happens under the enrollment'
 every other change to its chain, so a worker recording an outcome meanwhile sees it.
 
 If a dispatcher had handed the execution to a scheduler (``worker/dispatch.py``), the scheduler's
-``cancel(job_id)`` is told, best effort: the row is the source of truth, and a job that runs anyway
-finds it cancelled.
+``cancel(job_id)`` is told, best effort, **after the commit** (``db/after_commit.py``): never while
+the enrollment's row lock is held, which the worker's record needs — a slow or unreachable
+scheduler backend (a Celery broker that is down) would otherwise stall every outcome of that
+enrollment. Its failure is logged and undoes nothing: the row is the source of truth, and a job
+that runs anyway finds nothing to claim.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
 
 from dripdrop.db import models as m
+from dripdrop.db.after_commit import after_commit
 from dripdrop.definitions.common import as_uuid, get_row
 from dripdrop.definitions.inputs import check_text
 from dripdrop.records import StepExecution, from_row
@@ -36,7 +41,8 @@ def cancel_execution(
 ) -> StepExecution:
     """Cancel a scheduled execution (nothing changes if it already finished). When it was the
     last execution scheduled for its enrollment, the enrollment is cancelled too, so it never
-    waits for a step that will not run. A scheduler it was handed to is told to drop the job."""
+    waits for a step that will not run. A scheduler it was handed to is told to drop the job
+    once the transaction has committed."""
     xid = as_uuid(execution_id, "execution_id")
     check_text(reason, "reason", max_length=500, optional=True)
     found = get_row(conn, X, xid, "execution")
@@ -78,12 +84,13 @@ def cancel_execution(
             )
     job = row.locked_by or ""
     if row.lease_token is None and job.startswith(JOB_PREFIX):
-        _withdraw(rt, job[len(JOB_PREFIX) :])
+        after_commit(conn, functools.partial(_withdraw, rt, job[len(JOB_PREFIX) :]))
     return from_row(StepExecution, row)
 
 
 def _withdraw(rt: Any, job_id: str) -> None:
-    """Tell the scheduler the job is no longer wanted; its failure changes nothing."""
+    """Tell the scheduler the job is no longer wanted (after the commit); its failure changes
+    nothing."""
     from dripdrop.worker.scheduler import is_postgres
 
     scheduler = getattr(rt, "scheduler", None)

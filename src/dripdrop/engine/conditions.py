@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import operator
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -74,7 +76,75 @@ _ORDER = {"gt": operator.gt, "lt": operator.lt, "gte": operator.ge, "lte": opera
 
 def compare(actual: Any, operator: str, expected: Any) -> bool:
     """Apply an operator. Numbers compare as numbers when both sides are numeric, "true"/"false"
-    as booleans; ordering operators are false when either side is not a number (or both text)."""
+    as booleans; ordering operators are false when either side is not a number (or both text).
+
+    A condition's operator and expected value are read once (:func:`_compiled`): conditions
+    and transitions are checked for every execution, and coercing the same expected value each
+    time was most of their cost."""
+    try:
+        check = _compiled(operator, type(expected), expected)
+    except TypeError:  # an unhashable expected value (a list): the slow path
+        return _compare(actual, operator, expected)
+    return check(actual)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(operator: str, kind: type, expected: Any) -> Callable[[Any], bool]:
+    """``compare`` with ``operator`` and ``expected`` fixed (``kind``, the expected value's
+    type, is in the key: ``True``, ``1`` and ``1.0`` are equal keys but not equal values)."""
+    if operator in ("eq", "neq"):
+        same = _equal_to(expected)
+        return same if operator == "eq" else lambda actual: not same(actual)
+    if operator in ("gt", "lt", "gte", "lte"):
+        order, e = _ORDER[operator], _number(expected)
+        text = isinstance(expected, str) and e is None
+
+        def ordered(actual: Any) -> bool:
+            a = _number(actual)
+            if a is None or e is None:
+                # Text orders as text only when neither side is a number (ISO dates compare well).
+                return text and isinstance(actual, str) and a is None and order(actual, expected)
+            return order(a, e)
+
+        return ordered
+    if operator in ("in", "not_in"):
+        members = [_equal_to(e) for e in _as_list(expected)]
+        if operator == "in":
+            return lambda actual: any(m(actual) for m in members)
+        return lambda actual: not any(m(actual) for m in members)
+    if operator == "exists":
+        wanted = _boolean(expected)
+        if wanted is None:
+            return lambda actual: actual is not None
+        return lambda actual: (actual is not None) == wanted
+    if operator == "contains":
+        return lambda actual: _compare(actual, operator, expected)
+    raise ValueError(f"unknown operator {operator!r}")
+
+
+def _equal_to(expected: Any) -> Callable[[Any], bool]:
+    """``_equal(actual, expected)`` as a function of ``actual``, ``expected`` coerced once."""
+    e_num, e_bool, e_text = _number(expected), _boolean(expected), str(expected)
+    when_none = expected is None or expected == ""
+
+    def equal(actual: Any) -> bool:
+        if e_num is not None:
+            a_num = _number(actual)
+            if a_num is not None:
+                return a_num == e_num
+        if e_bool is not None:
+            a_bool = _boolean(actual)
+            if a_bool is not None:
+                return a_bool == e_bool
+        if actual is None:
+            return when_none
+        return str(actual) == e_text
+
+    return equal
+
+
+def _compare(actual: Any, operator: str, expected: Any) -> bool:
+    """``compare`` evaluated from scratch (expected values that cannot be cached)."""
     if operator == "eq":
         return _equal(actual, expected)
     if operator == "neq":
@@ -82,7 +152,6 @@ def compare(actual: Any, operator: str, expected: Any) -> bool:
     if operator in ("gt", "lt", "gte", "lte"):
         a, e = _number(actual), _number(expected)
         if a is None or e is None:
-            # Text orders as text only when neither side is a number (ISO dates compare well).
             if isinstance(actual, str) and isinstance(expected, str) and a is None and e is None:
                 return _ORDER[operator](actual, expected)
             return False

@@ -10,6 +10,8 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from dripdrop.channels.base import DeliveryResult, Message
 from dripdrop.channels.registry import get_provider
 from dripdrop.definitions.suppressions import engine_key
-from dripdrop.engine import flow, quiet_hours, rate_limits
+from dripdrop.engine import flow, frequency_caps, quiet_hours, rate_limits
 from dripdrop.engine.conditions import next_window_opening
 from dripdrop.engine.context import HookValues, base_context, id_text
 from dripdrop.engine.defs import AdapterSet, StepDef, VersionDef
@@ -52,6 +54,8 @@ class Job:
     # (PENDING: only rendering tells it), and the reason when it is suppressed.
     recipient_key: str | None = None
     suppressed: str | None = None
+    # A drain's hold on its concurrency (worker/slots.py): None where nothing bounds it.
+    ticket: Any = None
 
 
 @dataclass
@@ -355,6 +359,7 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
             reason = await _suppressed_after_rendering(job, services, key)
             if reason is not None:
                 return _suppressed(job, now, reason, key)
+            job.recipient_key = key  # known now: the fence checks it again
             if wants_link and key is not None:
                 base["unsubscribe_url"] = _unsubscribe_link(rt, job, key, now)
                 fields = await render_fields(step, base, hooks, services)
@@ -394,6 +399,14 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
             result = DeliveryResult(status="simulated")
             delivery_ms = None
         else:
+            # Frequency caps before rate limits: a capped message takes no rate-limit slot.
+            caps = frequency_caps.caps_for(step, job.version, getattr(rt, "frequency_caps", None))
+            if caps:
+                over = await _reserve_frequency_caps(
+                    job, services, caps, now, recipient, adapter_id
+                )
+                if over is not None:
+                    return over
             limits = rate_limits.limits_for(
                 adapter, recipient, getattr(rt, "domain_rate_limits", None) or {}
             )
@@ -402,25 +415,24 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
                 deferred, go_at = await _reserve_rate_limits(job, services, limits, adapter_id)
                 if deferred is not None:
                     return deferred
-            if fence and services.fence is not None:
-                verdict = await services.fence.check(job)
-                if verdict is not None:
-                    return verdict
-            # The fence was checked while the slot approached. A send woken well past its
-            # slot (the event loop stalled) would go out together with later ones: it takes
-            # a new slot instead, so stalls become delays, not bursts.
-            for _ in range(3):
-                if go_at is None:
-                    break
-                await asyncio.sleep(max(0.0, go_at - time.monotonic()))
-                if time.monotonic() - go_at <= rate_limits.slack(limits):
-                    break
-                deferred, go_at = await _reserve_rate_limits(job, services, limits, adapter_id)
-                if deferred is not None:
-                    return deferred
-            started = time.perf_counter()
-            result = await deliver(message, adapter, services.delivery_context)
-            delivery_ms = round((time.perf_counter() - started) * 1000)
+            async with _sending(job, services, fence) as stopped:
+                if stopped is not None:
+                    return stopped
+                # The fence was checked while the slot approached. A send woken well past its
+                # slot (the event loop stalled) would go out together with later ones: it
+                # takes a new slot instead, so stalls become delays, not bursts.
+                for _ in range(3):
+                    if go_at is None:
+                        break
+                    await asyncio.sleep(max(0.0, go_at - time.monotonic()))
+                    if time.monotonic() - go_at <= rate_limits.slack(limits):
+                        break
+                    deferred, go_at = await _reserve_rate_limits(job, services, limits, adapter_id)
+                    if deferred is not None:
+                        return deferred
+                started = time.perf_counter()
+                result = await deliver(message, adapter, services.delivery_context)
+                delivery_ms = round((time.perf_counter() - started) * 1000)
         response = {
             "provider": adapter.provider,
             "adapter": adapter.name,
@@ -454,6 +466,30 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
             adapter_id,
             prefix=f"unexpected {type(exc).__name__}: ",
         )
+
+
+@asynccontextmanager
+async def _sending(job: Job, services: Any, fence: bool) -> AsyncIterator[Outcome | None]:
+    """The fence, then the request's sending slot when a drain bounds them (worker/slots.py).
+    Yields None when the request may go out, else the outcome to record instead. A
+    confirmation that went stale while the slot was awaited is made again."""
+    confirmed = None
+    if fence and services.fence is not None:
+        confirmed = time.monotonic()
+        verdict = await services.fence.check(job)
+        if verdict is not None:
+            yield verdict
+            return
+    if job.ticket is None:
+        yield None
+        return
+    async with job.ticket.sending():
+        if confirmed is not None and job.ticket.stale(confirmed):
+            verdict = await services.fence.check(job)
+            if verdict is not None:
+                yield verdict
+                return
+        yield None
 
 
 def _suppressed(job: Job, now: datetime, reason: str, recipient: str | None) -> Outcome:
@@ -516,6 +552,37 @@ async def _reserve_rate_limits(
         return None, time.monotonic() + wait.total_seconds()
     when = services.rt.now() + wait
     return deferred_outcome(job, when, f"rate limit: {why}", adapter_id), None
+
+
+async def _reserve_frequency_caps(
+    job: Job,
+    services: Any,
+    caps: list[frequency_caps.Cap],
+    now: datetime,
+    recipient: Any,
+    adapter_id: Any,
+) -> Outcome | None:
+    """Reserve the send under the subscriber's frequency caps: None when it fits; else the
+    execution is deferred to when it fits, or skipped (``"over": "skip"``), visibly."""
+    run = getattr(services.db, "run_autocommit", services.db.run)
+    full = await run(
+        frequency_caps.reserve, caps, job.enrollment, id_text(job.execution), services.rt.now()
+    )
+    if full is None:
+        return None
+    cap, when = full
+    if cap.over == "skip":
+        return Outcome(
+            job,
+            "skipped",
+            "skipped",
+            executed_at=now,
+            retry_count=job.execution.retry_count,
+            recipient=recipient,
+            adapter_id=adapter_id,
+            error_message=f"skipped: over the {cap.label}",
+        )
+    return deferred_outcome(job, when, cap.label, adapter_id)
 
 
 async def deliver(message: Message, adapter: Any, ctx: Any) -> DeliveryResult:

@@ -119,9 +119,7 @@ def slack(limits: list[Limit]) -> float:
     return min(paced) if paced else float("inf")
 
 
-def reserve(
-    rt: Any, conn: Connection, limits: list[Limit], now: datetime
-) -> tuple[timedelta, str]:
+def reserve(rt: Any, conn: Connection, limits: list[Limit], now: datetime) -> tuple[timedelta, str]:
     """Reserve a send under every limit; how long it must wait and the limit that decided it
     (each statement its own transaction, so other workers see it at once).
 

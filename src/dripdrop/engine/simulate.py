@@ -9,16 +9,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, update
 
 from dripdrop.db import models as m
-from dripdrop.definitions.common import raise_if
+from dripdrop.definitions.common import as_uuid, raise_if
 from dripdrop.definitions.inputs import add, check_identifier, check_json, gather
 from dripdrop.engine.enrollments import enroll
 from dripdrop.engine.events import track_event
+from dripdrop.errors import NotFound, ValidationError
 from dripdrop.testing.clock import FakeClock
 
 X = m.StepExecution.__table__
+V = m.SequenceVersion.__table__
+S = m.Sequence.__table__
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,34 @@ def _check_options(events: Any, until: Any, start: Any, hook_values: Any) -> tim
     return until
 
 
+def _run_version(
+    conn: Connection, sequence_key: str, tenant_key: str | None, version_id: Any
+) -> None:
+    """Inside simulate's rolled-back transaction: make ``version_id`` (a draft, an old version)
+    the sequence's active version and the sequence active, so the enrollment starts on it.
+
+    Only rows whose flag changes are written (simulating the active version of an active
+    sequence writes nothing). The rows written stay locked until the rollback: a concurrent
+    ``activate_version`` of that sequence waits for the simulation; enrolling does not (its
+    foreign-key checks take a lock that does not conflict with these updates)."""
+    from dripdrop.definitions.sequences import get_sequence_row
+
+    vid = as_uuid(version_id, "version_id")
+    seq = get_sequence_row(conn, sequence_key, tenant_key, "sequence_key")
+    row = conn.execute(select(V.c.sequence_id).where(V.c.id == vid)).first()
+    if row is None:
+        raise NotFound(f"version_id: sequence version {vid} not found")
+    if row.sequence_id != seq.id:
+        raise ValidationError.single(
+            "version_id", f"version {vid} is not a version of sequence {sequence_key!r}"
+        )
+    conn.execute(
+        update(V).where(V.c.sequence_id == seq.id, V.c.active, V.c.id != vid).values(active=False)
+    )
+    conn.execute(update(V).where(V.c.id == vid, ~V.c.active).values(active=True))
+    conn.execute(update(S).where(S.c.id == seq.id, ~S.c.active).values(active=True))
+
+
 def simulate(
     rt: Any,
     sequence_key: str,
@@ -139,12 +170,15 @@ def simulate(
     tenant_key: str | None = None,
     hook_values: dict[str, Any] | None = None,
     subscriber: dict[str, Any] | None = None,
+    version_id: uuid.UUID | str | None = None,
 ) -> Timeline:
     """Run the sequence for a virtual subscriber from ``start`` (default: now) to
     ``start + until``; ``events`` are (offset, key, data). ``hook_values`` overrides hooks by name
     (HTTP hooks without an override are called for real; they should be side-effect free).
     ``subscriber`` lets Python hooks see a real subscriber id (its real enrollment, if any, is
-    untouched: everything is rolled back)."""
+    untouched: everything is rolled back). ``version_id`` runs that version of the sequence (a
+    draft, an older one) instead of the active one, even when the sequence is archived: NotFound
+    for an unknown version, a ValidationError naming ``version_id`` for another sequence's."""
     from dripdrop.worker.db import ConnectionDb
     from dripdrop.worker.runner import drain
     from dripdrop.worker.services import Services
@@ -162,6 +196,8 @@ def simulate(
     with rt.engine.connect() as conn:
         outer = conn.begin()
         try:
+            if version_id is not None:
+                _run_version(conn, sequence_key, tenant_key, version_id)
             who = subscriber or {"type": "__simulation__", "id": uuid.uuid4().hex}
             enrollment = enroll(
                 sim,

@@ -5,7 +5,9 @@ read it — the step's recipient field when it is plain text, else the enrollmen
 normalised, and the batch's recipients are looked up together (``SUPPRESSIONS_OF``). A job whose
 recipient is suppressed is marked with the reason and ends ``skipped`` without being rendered or
 sent (``process.run_job``). A step whose recipient field is a template is only known once
-rendered: such a job is marked ``PENDING`` and checked on its own after rendering.
+rendered: such a job is marked ``PENDING`` and checked on its own after rendering. A delivery that
+had to wait (hooks, a slow lane) is checked again at the fence, in the fence's own query
+(``fence_query``): a suppression committed while it waited stops it too.
 """
 
 from __future__ import annotations
@@ -74,6 +76,15 @@ def verdict(rows: list[Any], tenant_key: str | None, category: str | None) -> st
     return strongest(reasons) if reasons else None
 
 
+def _params(targets: set[tuple[str, str]], tenants: set[str | None]) -> dict[str, str]:
+    channels, recipients = zip(*targets, strict=True)
+    return {
+        "channels": "\n".join(channels),
+        "recipients": "\n".join(recipients),
+        "tenants": "\n".join(t for t in tenants if t is not None),
+    }
+
+
 def lookup(
     conn: Connection, schema: str, targets: set[tuple[str, str]], tenants: set[str | None]
 ) -> dict[tuple[str, str], list[Any]]:
@@ -82,42 +93,74 @@ def lookup(
 
     if not targets:
         return {}
-    channels, recipients = zip(*targets, strict=True)
-    params = {
-        "channels": "\n".join(channels),
-        "recipients": "\n".join(recipients),
-        "tenants": "\n".join(t for t in tenants if t is not None),
-    }
+    return found_by_target(_fetch(conn, SUPPRESSIONS_OF, schema, _params(targets, tenants)))
+
+
+def found_by_target(rows: Any) -> dict[tuple[str, str], list[Any]]:
+    """Rows of ``SUPPRESSIONS_OF`` (channel, recipient, tenant_key, category, reason), grouped."""
     found: dict[tuple[str, str], list[Any]] = {}
-    for r in _fetch(conn, SUPPRESSIONS_OF, schema, params):
+    for r in rows:
         found.setdefault((r[0], r[1]), []).append(tuple(r))
     return found
+
+
+def targets_of(jobs: list[Any]) -> tuple[set[tuple[str, str]], set[str | None]]:
+    """The (channel, recipient) pairs and tenants of jobs whose recipient is known."""
+    targets: set[tuple[str, str]] = set()
+    tenants: set[str | None] = set()
+    for job in jobs:
+        if job.step is not None and job.recipient_key not in (None, PENDING):
+            targets.add((job.step.channel, job.recipient_key))
+            tenants.add(job.enrollment.tenant_key)
+    return targets, tenants
+
+
+def verdicts(jobs: list[Any], found: dict[tuple[str, str], list[Any]]) -> list[str | None]:
+    """For each job, the reason its recipient is suppressed (None: it is not)."""
+    out: list[str | None] = []
+    for job in jobs:
+        rows = None
+        if found and job.step is not None and job.recipient_key not in (None, PENDING):
+            rows = found.get((job.step.channel, job.recipient_key))
+        out.append(verdict(rows, job.enrollment.tenant_key, job.version.category) if rows else None)
+    return out
 
 
 def check_batch(rt: Any, conn: Connection, jobs: list[Any]) -> None:
     """Mark each job's ``recipient_key`` and, when its recipient is suppressed, ``suppressed``
     (the reason). One query for the batch; none when no job has a recipient to check."""
-    targets: set[tuple[str, str]] = set()
-    tenants: set[str | None] = set()
     region = rt.phone_region
     for job in jobs:
-        step = job.step
-        if step is None:
-            continue
-        key = recipient_before_rendering(step, job.enrollment.data or {}, region)
-        job.recipient_key = key
-        if key is not None and key is not PENDING:
-            targets.add((step.channel, key))
-            tenants.add(job.enrollment.tenant_key)
-    found = lookup(conn, rt.schema, targets, tenants)
+        if job.step is not None:
+            job.recipient_key = recipient_before_rendering(
+                job.step, job.enrollment.data or {}, region
+            )
+    found = lookup(conn, rt.schema, *targets_of(jobs))
     if not found:
         return
-    for job in jobs:
-        if job.step is None or job.recipient_key in (None, PENDING):
-            continue
-        rows = found.get((job.step.channel, job.recipient_key))
-        if rows:
-            job.suppressed = verdict(rows, job.enrollment.tenant_key, job.version.category)
+    for job, reason in zip(jobs, verdicts(jobs, found), strict=True):
+        if reason is not None:
+            job.suppressed = reason
+
+
+def fence_query(fence: str) -> str:
+    """The fence's query (``fence``: id, lease_token per execution still ours to deliver) and
+    the suppressions of the batch's recipients (``SUPPRESSIONS_OF``) in one statement: rows with
+    an ``id`` are claims, the others suppressions."""
+    return f"""
+        WITH claims AS ({fence}), found AS ({SUPPRESSIONS_OF})
+        SELECT id, lease_token, NULL::text AS channel, NULL::text AS recipient,
+               NULL::text AS tenant_key, NULL::text AS category, NULL::text AS reason
+        FROM claims
+        UNION ALL
+        SELECT NULL, NULL, channel, recipient, tenant_key, category, reason FROM found
+    """
+
+
+def fence_params(jobs: list[Any]) -> dict[str, str] | None:
+    """``fence_query``'s parameters for these jobs, None when none has a recipient to check."""
+    targets, tenants = targets_of(jobs)
+    return _params(targets, tenants) if targets else None
 
 
 def check_one(

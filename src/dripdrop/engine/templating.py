@@ -25,6 +25,9 @@ ENGINE_KEYS = frozenset(
         "repeat",
         "digest",
         "split",
+        # deliverability (engine/quiet_hours.py, engine/frequency_caps.py)
+        "quiet_hours",
+        "frequency_cap",
     }
 )
 

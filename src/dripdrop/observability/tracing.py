@@ -34,12 +34,20 @@ _TRACER_NAME = "dripdrop"
 _tracer_of: dict[int, Any] = {}  # id(provider) → tracer
 
 
+_answer: tuple[Any, bool] = (None, False)  # the provider last asked about, and the answer
+
+
 def enabled() -> bool:
-    """Is a real tracer provider configured (not the API's default proxy / no-op)?"""
+    """Is a real tracer provider configured (not the API's default proxy / no-op)? Asked a few
+    times per execution, so the answer is kept until the global provider changes."""
+    global _answer
     if trace is None:
         return False
     provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    if provider is not _answer[0]:
+        real = not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+        _answer = (provider, real)
+    return _answer[1]
 
 
 def tracer() -> Any:

@@ -31,7 +31,6 @@ from dripdrop.worker.queries import (
     COMPLETE_IDLE,
     EVENT_COUNTS,
     EVENTS_OF,
-    FENCE,
     FINISH,
     LAST_RUNS,
     LOCK_ENROLLMENTS,
@@ -608,12 +607,6 @@ def renew_leases(
         )
 
 
-def confirm_claims(rt: Any, conn: Connection, ids: list[str]) -> dict[str, Any]:
-    """For the executions ``ids``: the lease token of those that may still be delivered (still
-    scheduled, not held, enrollment active — or a replay); the others are absent."""
-    return {r.id: r.lease_token for r in _fetch(conn, FENCE, rt.schema, {"ids": ",".join(ids)})}
-
-
 def next_due_at(rt: Any, conn: Connection) -> datetime | None:
     return next_due(conn, rt.schema)
 
@@ -633,7 +626,6 @@ def idle_timeout(rt: Any, conn: Connection, poll_interval: float) -> float:
 __all__ = [
     "Recorded",
     "claim_jobs",
-    "confirm_claims",
     "connection_lost",
     "finish_and_claim",
     "idle_timeout",

@@ -18,6 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dripdrop.db.engine import schema_options
 
 
+def worker_dsn(rt: Any) -> str:
+    """The database URL as a libpq connection string, for the worker's own psycopg connections
+    (LISTEN, the fence)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(rt.database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
 class Db(Protocol):
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
@@ -26,6 +35,8 @@ class ThreadDb:
     """Sync engine, calls on threads of its own (keeps the event loop free). The threads are
     the worker's alone — as many as its engine has connections — so user code blocking other
     threads (a hung hook) can never keep it from recording outcomes."""
+
+    pooled = True  # each call takes a pooled connection (see worker/services.py)
 
     def __init__(self, rt: Any) -> None:
         from dripdrop.runtime import WORKER_MAX_OVERFLOW, WORKER_POOL_SIZE
@@ -60,6 +71,8 @@ class ThreadDb:
 
 class AsyncDb:
     """Async engine (psycopg async), the shared logic through run_sync."""
+
+    pooled = True
 
     def __init__(self, rt: Any, engine: AsyncEngine) -> None:
         self.rt = rt

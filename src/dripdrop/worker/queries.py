@@ -276,7 +276,8 @@ def next_wake(conn: Connection, schema: str) -> tuple[datetime | None, float | N
 # and the test is made again on the row as that transaction left it.
 CLAIM_ONE = """
 WITH due AS (
-    SELECT id FROM {s}.step_executions
+    -- recovered: a worker's lease ran out (not a dispatcher's reservation: no token), metrics
+    SELECT id, lease_token IS NOT NULL AS recovered FROM {s}.step_executions
     WHERE id = :id AND state = 'scheduled' AND NOT held AND scheduled_for <= :now
       AND (locked_until IS NULL OR locked_until < clock_timestamp() OR lease_token IS NULL)
     FOR UPDATE
@@ -288,7 +289,7 @@ WITH due AS (
     WHERE x.id = due.id
     RETURNING x.id, x.enrollment_id, x.step_id, x.scheduled_for, x.retry_count, x.adapter_id,
               x.waiting_for, x.replay_of, x.idempotency_key, x.channel, x.tenant_key,
-              x.occurrence
+              x.occurrence, due.recovered
 )
 SELECT c.*, c.id::text AS id_text, e.id::text AS enrollment_id_text,
        e.sequence_id, e.sequence_version_id, e.subscriber_type, e.subscriber_id,

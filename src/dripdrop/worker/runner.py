@@ -36,6 +36,7 @@ from dripdrop.worker.batch import (
 )
 from dripdrop.worker.loop_tuning import loop_tuning
 from dripdrop.worker.sizing import BATCH_SIZE, lane_sizes
+from dripdrop.worker.slots import Slots
 
 log = logging.getLogger("dripdrop.worker")
 
@@ -92,7 +93,7 @@ class Lane:
         *,
         limit: Callable[[], int],
         counts: Counter[str],
-        semaphore: asyncio.Semaphore | None = None,
+        slots: Slots | None = None,
         enrollment_id: uuid.UUID | None = None,
         on_outcome: Callable[[Outcome], Any] | None = None,
         lease_seconds: float = LEASE_SECONDS,
@@ -101,7 +102,7 @@ class Lane:
         self.rt, self.db, self.services = rt, db, services
         self.limit = limit
         self.counts = counts
-        self.semaphore = semaphore
+        self.slots = slots
         self.enrollment_id = enrollment_id
         self.on_outcome = on_outcome
         self.lease_seconds = lease_seconds
@@ -205,9 +206,10 @@ class Lane:
 
     async def _run_waiting_untraced(self, job: Job) -> Outcome:
         services, now = self.services, job.now
-        if self.semaphore is None:
+        if self.slots is None:
             return await run_job_within(job, services, now, services.execution_timeout)
-        async with self.semaphore:
+        async with self.slots.ticket() as ticket:
+            job.ticket = ticket
             return await run_job_within(job, services, now, services.execution_timeout)
 
     @staticmethod
@@ -345,7 +347,7 @@ async def drain(
     """Process everything due at ``clock()``, including work that becomes due meanwhile, in
     ``lanes`` lanes; ``concurrency`` bounds the deliveries running at once."""
     counts: Counter[str] = Counter()
-    semaphore = asyncio.Semaphore(concurrency)
+    slots = Slots(concurrency)
     batches = 0
 
     def limit() -> int:
@@ -362,7 +364,7 @@ async def drain(
             services,
             limit=limit,
             counts=counts,
-            semaphore=semaphore,
+            slots=slots,
             enrollment_id=enrollment_id,
             on_outcome=on_outcome,
             lease_seconds=lease_seconds,
@@ -388,12 +390,11 @@ class Listener:
 
     async def _listen(self) -> None:
         import psycopg
-        from sqlalchemy.engine import make_url
 
         from dripdrop.engine.notify import channel_name
+        from dripdrop.worker.db import worker_dsn
 
-        url = make_url(self.rt.database_url).set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
+        dsn = worker_dsn(self.rt)
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
@@ -455,6 +456,8 @@ async def work(
     archive: bool = False,
     prune_interval: float = PRUNE_INTERVAL,
     health_file: str | None = None,
+    health_port: int | None = None,
+    health_host: str = "127.0.0.1",
 ) -> RunSummary:
     """The worker loop. Returns what it did when ``stop`` is set (after in-flight work ends).
 
@@ -515,7 +518,8 @@ async def work(
             task.add_done_callback(lane_ended)
 
     await _log_problems(db)
-    # Gauges, retention (``retention``: remove history older than this) and the health file.
+    # Gauges, retention (``retention``: remove history older than this), the health file and the
+    # health port (``health_port``: GET /health and /ready on ``health_host``, ops/health.py).
     duties = Duties(
         rt,
         in_flight=lambda: sum(len(ln.running) + len(ln.unrecorded) for _, ln in lanes.values()),
@@ -523,6 +527,8 @@ async def work(
         archive=archive,
         prune_interval=prune_interval,
         health_file=health_file,
+        health_port=health_port,
+        health_host=health_host,
     )
     duties.start()
     listener = Listener(rt, poke) if listen else None

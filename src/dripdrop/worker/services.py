@@ -27,9 +27,12 @@ class Services:
         # Deliveries that had to wait confirm their claim first (simulations send nothing).
         self.fence: Any = None
         if not dry_run:
-            from dripdrop.worker.fence import Fence
+            from dripdrop.worker.fence import DirectConnection, Fence
 
-            self.fence = Fence(db)
+            # A fence of its own connection where the worker's calls each take a pooled one;
+            # a worker on one connection (tests, savepoints) confirms on that connection.
+            direct = DirectConnection(rt) if getattr(db, "pooled", False) else None
+            self.fence = Fence(db, direct)
         self.rng = random.Random()
         self.dry_run = dry_run
         self.http = create_http_client(rt.policy)
@@ -46,6 +49,8 @@ class Services:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        if self.fence is not None:
+            await self.fence.aclose()
         close = getattr(self.db, "close", None)
         if close is not None:
             close()

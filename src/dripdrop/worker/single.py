@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter
 from typing import Any
 
 import psycopg
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
 from dripdrop.engine.process import Job, Outcome, released_outcome, run_job, run_job_within
+from dripdrop.observability import instrument, tracing
 from dripdrop.records import ExecutionRun
 from dripdrop.worker import eager
 from dripdrop.worker.batch import (
@@ -119,6 +121,21 @@ async def _record(db: Any, outcome: Outcome) -> bool | None:
         delay = min(delay * 2, 1.0)
 
 
+async def _run(job: Job, services: Any, now: Any) -> Outcome:
+    if eager.runs_in_process(job):
+        return await run_job(job, services, now)
+    return await run_job_within(job, services, now, services.execution_timeout)
+
+
+async def _trace_links(db: Any, job: Job) -> dict[str, str | None]:
+    """The traceparent the job's enrollment was started under (its span links to it)."""
+    try:
+        return await db.run(tracing.trace_parents, [job.enrollment.id_text])
+    except Exception as exc:  # tracing never stops a delivery: the span goes without a link
+        log.warning("could not read the enrollment's trace link: %s", type(exc).__name__)
+        return {}
+
+
 async def run_one(
     rt: Any, db: Any, services: Any, execution_id: uuid.UUID, lease_seconds: float = LEASE_SECONDS
 ) -> ExecutionRun:
@@ -130,12 +147,16 @@ async def run_one(
     job = claimed
     now = job.now
     assert now is not None
+    counted = instrument.metrics.ENABLED and not services.dry_run
+    if counted:  # lag and lease recoveries, as a worker's claim counts them
+        instrument.observe_claim(rt.schema, [job], now)
     heartbeat = asyncio.create_task(_heartbeat(db, job, lease_seconds))
     try:
-        if eager.runs_in_process(job):
-            outcome = await run_job(job, services, now)
+        if tracing.enabled():  # one dripdrop.execution span, linked to its enroll's
+            links = await _trace_links(db, job)
+            outcome = await tracing.run_in_span(_run, job, links, services, now)
         else:
-            outcome = await run_job_within(job, services, now, services.execution_timeout)
+            outcome = await _run(job, services, now)
     except asyncio.CancelledError:
         outcome = released_outcome(job)
         with contextlib.suppress(Exception):
@@ -153,6 +174,10 @@ async def run_one(
     if live is None:
         return ExecutionRun(execution_id=execution_id, outcome="lease_lost", ran=True)
     kind = outcome.kind if live else ("sent" if outcome.kind == "sent" else "cancelled")
+    if counted and kind in ("sent", "skipped", "failed", "retried", "deferred"):
+        instrument.metrics.record_outcomes(
+            rt.schema, Counter([instrument.outcome_key(outcome, kind)])
+        )
     return ExecutionRun(
         execution_id=execution_id,
         outcome=kind,

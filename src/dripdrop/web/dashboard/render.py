@@ -66,14 +66,17 @@ env.filters.update(
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A rendered template with what every page needs (base path, CSRF token, the nav)."""
+    """A rendered template with what every page needs (base path, CSRF token, the nav, the
+    tenant a bound session is limited to)."""
     session = getattr(request.state, "session", None)
+    who = getattr(request.state, "who", None)
     html = env.get_template(template).render(
         request=request,
         base=(request.scope.get("root_path") or "").rstrip("/"),
         csrf=session.csrf if session else "",
         nav=NAV,
         hosted=request.app.state.authorize is not None,
+        tenant=who.tenant_key if who is not None and who.bound else None,
         **context,
     )
     return HTMLResponse(html, status_code=status)

@@ -1,8 +1,12 @@
 """Who may see the dashboard, and the headers and checks every page gets.
 
-- Standalone, a visitor signs in with a global ``admin`` API key; the session cookie then names
-  the key, which is checked again (revoked keys stop working within ``KEY_CACHE_SECONDS``).
-- Mounted with ``create_app(dd, authorize=...)``, the host's check replaces the sign-in.
+- Standalone, a visitor signs in with an ``admin`` API key; the session cookie then names the
+  key, which is checked again (revoked keys stop working within ``KEY_CACHE_SECONDS``). A key
+  bound to a tenant makes a session of that tenant: every page reads and writes that tenant's
+  rows only (another tenant's are "not found"), as the REST API does for such a key. The tenant
+  comes from the key's row, never from the cookie.
+- Mounted with ``create_app(dd, authorize=...)``, the host's check replaces the sign-in (a
+  global session).
 - Every request that is not GET/HEAD must carry the session's CSRF token (htmx sends it in the
   ``X-CSRF-Token`` header, forms in a hidden ``csrf_token`` field) and must not come from another
   site (``Origin`` / ``Sec-Fetch-Site``).
@@ -25,7 +29,9 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 
 from dripdrop.db import models as m
+from dripdrop.definitions.api_keys import IMPLIED
 from dripdrop.errors import DripDropError, NotFound, ValidationError
+from dripdrop.web.auth import Principal
 from dripdrop.web.dashboard import session as sessions
 
 CSP = (
@@ -44,6 +50,8 @@ SECURITY_HEADERS = {
 KEY_CACHE_SECONDS = 5.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 K = m.ApiKey.__table__
+#: Who a global session is (a global admin key, or a host's ``authorize``): every tenant.
+GLOBAL_ADMIN = Principal(frozenset(IMPLIED["admin"]))
 
 
 class LoginRequired(Exception):
@@ -66,10 +74,12 @@ def local_path(request: Request) -> str:
     return path[len(prefix) :] or "/" if prefix and path.startswith(prefix) else path
 
 
-def _live_admin_key(request: Request, key_id: str) -> bool:
-    """Whether the key is still a live, global admin key (cached briefly per app)."""
+def _live_admin_key(request: Request, key_id: str) -> Principal | None:
+    """Who the session's key makes the visitor, while it is a live admin key (None once it is
+    revoked, gone or no longer admin); cached briefly per app. A key bound to a tenant gives a
+    principal bound to it."""
     state = request.app.state
-    cache: dict[str, tuple[float, bool]] = state.dashboard_keys
+    cache: dict[str, tuple[float, Principal | None]] = state.dashboard_keys
     hit = cache.get(key_id)
     now = time.monotonic()
     if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
@@ -77,16 +87,20 @@ def _live_admin_key(request: Request, key_id: str) -> bool:
     try:
         kid = uuid.UUID(key_id)
     except ValueError:
-        return False
+        return None
     with state.dd.runtime.engine.begin() as conn:
         row = conn.execute(
             select(K.c.scopes, K.c.tenant_key, K.c.revoked_at).where(K.c.id == kid)
         ).first()
-    ok = bool(row and row.revoked_at is None and row.tenant_key is None and "admin" in row.scopes)
+    who = None
+    if row is not None and row.revoked_at is None and "admin" in row.scopes:
+        who = Principal(
+            GLOBAL_ADMIN.scopes, row.tenant_key, bound=row.tenant_key is not None, key_id=kid
+        )
     if len(cache) > 1000:
         cache.clear()
-    cache[key_id] = (now, ok)
-    return ok
+    cache[key_id] = (now, who)
+    return who
 
 
 async def read_form(request: Request) -> dict[str, list[str]]:
@@ -127,7 +141,8 @@ async def _check_csrf(request: Request, session: sessions.Session) -> None:
 
 
 async def signed_in(request: Request) -> sessions.Session:
-    """A dependency of every dashboard page: the session, or LoginRequired / Refused."""
+    """A dependency of every dashboard page: the session, or LoginRequired / Refused. Sets
+    ``request.state.who``, the :class:`Principal` every page scopes its reads and writes by."""
     authorize: Callable[[Request], Any] | None = request.app.state.authorize
     session = sessions.load(request)
     if authorize is not None:
@@ -141,8 +156,13 @@ async def signed_in(request: Request) -> sessions.Session:
             request.state.new_session = session
     elif session is None or session.key_id is None:
         raise LoginRequired
-    if authorize is None and not await run_in_threadpool(_live_admin_key, request, session.key_id):
-        raise LoginRequired
+    who = GLOBAL_ADMIN
+    if authorize is None:
+        key = await run_in_threadpool(_live_admin_key, request, session.key_id)
+        if key is None:
+            raise LoginRequired
+        who = key
+    request.state.who = who
     request.state.session = session
     await _check_csrf(request, session)
     return session

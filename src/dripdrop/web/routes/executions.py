@@ -5,7 +5,8 @@ dripdrop.ids), so ``ORDER BY id DESC`` is creation order and is served by the pr
 ``pk_step_executions`` (an Index Scan Backward, no sort; ``since``/``until`` become bounds of
 that scan); the filters (state, channel, tenant, sequence) are applied to the rows it walks,
 and the LIMIT stops it early. No other index of ``step_executions`` fits: ``ix_..._due`` holds
-only scheduled work, the others lead with an enrollment or step id.
+only scheduled work, ``ix_..._finished`` only sent and failed work by time, the others lead with
+an enrollment or step id.
 """
 
 from __future__ import annotations
@@ -367,6 +368,7 @@ class SimulateIn(Body):
     subscriber: dict[str, Any] | None = None
     hook_values: dict[str, Any] | None = None
     tenant_key: str | None = None
+    version_id: str | None = None
 
 
 @router.post("/sequences/{key}/simulate")
@@ -374,7 +376,7 @@ def simulate(key: str, body: SimulateIn, request: Request, who: Principal = requ
     """What a subscriber with ``data`` would get, without sending or storing anything:
     ``{"entries": [{at, kind, step_key, channel, detail, recipient, payload}], "final_state"}``.
     ``events`` happen ``after_seconds`` after the start; ``until_seconds`` (default 30 days)
-    is how far to look."""
+    is how far to look; ``version_id`` runs that version (a draft) instead of the active one."""
     events = [(timedelta(seconds=e.after_seconds), e.event_key, e.event_data) for e in body.events]
     until = timedelta(seconds=body.until_seconds) if body.until_seconds is not None else None
     timeline = dd_of(request).simulate(
@@ -386,5 +388,6 @@ def simulate(key: str, body: SimulateIn, request: Request, who: Principal = requ
         tenant_key=who.tenant_for(body.tenant_key),
         hook_values=body.hook_values,
         subscriber=body.subscriber,
+        version_id=body.version_id,
     )
     return {"entries": encode(timeline.entries), "final_state": timeline.final_state}

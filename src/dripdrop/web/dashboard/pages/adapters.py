@@ -14,7 +14,17 @@ from dripdrop.errors import ValidationError
 from dripdrop.operations import OPERATIONS
 from dripdrop.web.dashboard import provider_forms
 from dripdrop.web.dashboard.adapter_test import send_test
-from dripdrop.web.dashboard.pages.common import Form, call, dd_of, parse_id, redirect, router, run
+from dripdrop.web.dashboard.pages.common import (
+    Form,
+    adapter_of,
+    call,
+    dd_of,
+    redirect,
+    router,
+    run,
+    tenant,
+    who,
+)
 from dripdrop.web.dashboard.render import page
 
 pages = router()
@@ -25,8 +35,11 @@ async def _health(request: Request) -> dict[Any, Any]:
     ``adapter_health`` operation when it is installed."""
     if "adapter_health" not in OPERATIONS:
         return {}
+    scope: dict[str, Any] = (
+        {"tenant_key": tenant(request)} if who(request).bound else {"every_tenant": True}
+    )
     try:
-        rows = await call(request, "adapter_health", every_tenant=True)
+        rows = await call(request, "adapter_health", **scope)
     except Exception:  # health is extra information: the list must show without it
         return {}
     return {r.adapter_id: r for r in rows}
@@ -34,7 +47,7 @@ async def _health(request: Request) -> dict[Any, Any]:
 
 @pages.get("/adapters")
 async def adapters(request: Request) -> Response:
-    items = await call(request, "list_channel_adapters")
+    items = await call(request, "list_channel_adapters", tenant_key=tenant(request))
     specs = all_specs()
     return page(
         request,
@@ -110,6 +123,7 @@ async def create_adapter(request: Request) -> Response:
             config=config,
             is_default=form.flag("is_default") or None,
             active=form.flag("active"),
+            tenant_key=tenant(request),
         )
     except ValidationError as exc:
         values = {k: v for k, v in form.values().items() if not k.startswith("credentials.")}
@@ -119,7 +133,7 @@ async def create_adapter(request: Request) -> Response:
 
 @pages.get("/adapters/{adapter_id}")
 async def adapter(request: Request, adapter_id: str) -> Response:
-    found = await call(request, "get_channel_adapter", parse_id(adapter_id, "adapter_id"))
+    found = await adapter_of(request, adapter_id)
     return _form_page(
         request, get_spec(found.channel, found.provider), found, _config_form(found), {}
     )
@@ -127,7 +141,7 @@ async def adapter(request: Request, adapter_id: str) -> Response:
 
 @pages.post("/adapters/{adapter_id}")
 async def update_adapter(request: Request, adapter_id: str) -> Response:
-    found = await call(request, "get_channel_adapter", parse_id(adapter_id, "adapter_id"))
+    found = await adapter_of(request, adapter_id)
     spec = get_spec(found.channel, found.provider)
     form = await Form.of(request)
     creds, config, errors = provider_forms.read(spec, form, found.credentials.reveal())
@@ -151,7 +165,7 @@ async def update_adapter(request: Request, adapter_id: str) -> Response:
 
 @pages.post("/adapters/{adapter_id}/test")
 async def test_adapter(request: Request, adapter_id: str) -> Response:
-    found = await call(request, "get_channel_adapter", parse_id(adapter_id, "adapter_id"))
+    found = await adapter_of(request, adapter_id)
     form = await Form.of(request)
     outcome = await run(
         send_test,

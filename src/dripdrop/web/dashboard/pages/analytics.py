@@ -12,7 +12,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from dripdrop.errors import NotFound, ValidationError
-from dripdrop.web.dashboard.pages.common import call, router
+from dripdrop.web.dashboard.pages.common import call, router, tenant
 from dripdrop.web.dashboard.render import page
 
 pages = router()
@@ -72,7 +72,7 @@ def funnel_rows(report: Any) -> list[dict[str, Any]]:
 @pages.get("/analytics")
 async def analytics(request: Request) -> Response:
     q = request.query_params
-    sequences = await call(request, "list_sequences")
+    sequences = await call(request, "list_sequences", tenant_key=tenant(request))
     context: dict[str, Any] = {
         "section": "analytics",
         "sequences": sequences,
@@ -93,6 +93,7 @@ async def analytics(request: Request) -> Response:
             request,
             "sequence_analytics",
             chosen.id,
+            tenant_key=chosen.tenant_key,
             version_id=q.get("version") or None,
             since=since,
             until=until,

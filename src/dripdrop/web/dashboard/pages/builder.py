@@ -12,13 +12,23 @@ from fastapi.responses import Response
 
 from dripdrop.channels.base import CHANNELS
 from dripdrop.definitions.conditions import CONDITION_TYPES, OPERATORS
-from dripdrop.errors import ValidationError
+from dripdrop.errors import NotFound, ValidationError
 from dripdrop.operations import OPERATIONS
 from dripdrop.records import SequenceVersion
-from dripdrop.web.dashboard.pages.common import Form, call, parse_id, redirect, router, run
+from dripdrop.web.dashboard.pages.common import (
+    Form,
+    call,
+    check_adapters,
+    condition_of,
+    hook_of,
+    parse_id,
+    redirect,
+    router,
+    step_of,
+    version_of,
+)
 from dripdrop.web.dashboard.pages.sequences import sequence_by_id
 from dripdrop.web.dashboard.render import page
-from dripdrop.web.routes.common import m, record_by_id
 
 pages = router()
 
@@ -42,9 +52,8 @@ _UNIT_OF = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 async def version_by_id(request: Request, version_id: Any) -> SequenceVersion:
-    return await run(
-        record_by_id, request, m.SequenceVersion, SequenceVersion, version_id, "version"
-    )
+    """The version (NotFound for another tenant's, in a tenant's session)."""
+    return await version_of(request, version_id)
 
 
 def _timing(form: Form) -> dict[str, Any]:
@@ -129,7 +138,7 @@ async def _builder(
     transitions: list[Any] | None = None
     if "list_transitions" in OPERATIONS:  # flow control, when installed
         transitions = await call(request, "list_transitions", version.id)
-    adapters = await call(request, "list_channel_adapters")
+    adapters = await call(request, "list_channel_adapters", tenant_key=seq.tenant_key)
     hooks = await call(request, "list_http_hooks", seq.id)
     problems = await call(request, "check_version", version.id)
     active = await call(request, "get_active_version", seq.id)
@@ -185,7 +194,7 @@ async def step_fields(request: Request, version_id: str) -> Response:
         channels=CHANNELS,
         channel_fields=CHANNEL_FIELDS,
         long_fields=LONG_FIELDS,
-        adapters=await call(request, "list_channel_adapters"),
+        adapters=await call(request, "list_channel_adapters", tenant_key=version.tenant_key),
         form={"channel": channel},
         errors={},
     )
@@ -200,6 +209,7 @@ async def add_step(request: Request, version_id: str) -> Response:
     try:
         if errors:
             raise ValidationError(errors)
+        await check_adapters(request, values)
         await call(request, "create_step", version.id, key=form.optional("key"), **values)
     except ValidationError as exc:
         return await _builder(request, version, 422, form=form.values(), errors=exc.errors)
@@ -224,25 +234,26 @@ async def _step_page(request: Request, step: Any, status: int = 200, **extra: An
         long_fields=LONG_FIELDS,
         timing_kinds=TIMING_KINDS,
         units=UNITS,
-        adapters=await call(request, "list_channel_adapters"),
+        adapters=await call(request, "list_channel_adapters", tenant_key=version.tenant_key),
         **context,
     )
 
 
 @pages.get("/steps/{step_id}")
 async def edit_step(request: Request, step_id: str) -> Response:
-    return await _step_page(request, await call(request, "get_step", parse_id(step_id, "step_id")))
+    return await _step_page(request, await step_of(request, step_id))
 
 
 @pages.post("/steps/{step_id}")
 async def update_step(request: Request, step_id: str) -> Response:
-    step = await call(request, "get_step", parse_id(step_id, "step_id"))
+    step = await step_of(request, step_id)
     form = await Form.of(request)
     errors: dict[str, list[str]] = {}
     values = _step_values(form, errors)
     try:
         if errors:
             raise ValidationError(errors)
+        await check_adapters(request, values)
         await call(request, "update_step", step.id, **values)
     except ValidationError as exc:
         return await _step_page(request, step, 422, form=form.values(), errors=exc.errors)
@@ -252,7 +263,7 @@ async def update_step(request: Request, step_id: str) -> Response:
 @pages.post("/steps/{step_id}/move")
 async def move_step(request: Request, step_id: str) -> Response:
     """Up or down by one: the version's steps are renumbered 1..n in the new order."""
-    step = await call(request, "get_step", parse_id(step_id, "step_id"))
+    step = await step_of(request, step_id)
     form = await Form.of(request)
     steps = await call(request, "list_steps", step.sequence_version_id)
     order = [s.id for s in steps]
@@ -269,14 +280,23 @@ async def move_step(request: Request, step_id: str) -> Response:
 
 @pages.post("/steps/{step_id}/delete")
 async def delete_step(request: Request, step_id: str) -> Response:
-    step = await call(request, "get_step", parse_id(step_id, "step_id"))
+    step = await step_of(request, step_id)
     await call(request, "delete_step", step.id)
     return redirect(request, f"/versions/{step.sequence_version_id}")
 
 
+async def _own_hook(request: Request, hook_id: str) -> None:
+    """Another tenant's HTTP hook is reported as not existing, on the field."""
+    try:
+        await hook_of(request, hook_id)
+    except NotFound:
+        missing = f"HTTP hook {hook_id} does not exist"
+        raise ValidationError.single("http_hook_id", missing) from None
+
+
 @pages.post("/steps/{step_id}/conditions")
 async def add_condition(request: Request, step_id: str) -> Response:
-    step = await call(request, "get_step", parse_id(step_id, "step_id"))
+    step = await step_of(request, step_id)
     form = await Form.of(request)
     errors: dict[str, list[str]] = {}
     kind = form.get("condition_type")
@@ -296,6 +316,8 @@ async def add_condition(request: Request, step_id: str) -> Response:
     try:
         if errors:
             raise ValidationError(errors)
+        if values["http_hook_id"]:
+            await _own_hook(request, values["http_hook_id"])
         await call(request, "create_condition", step.id, **values)
     except ValidationError as exc:
         return await _builder(
@@ -313,7 +335,8 @@ async def add_condition(request: Request, step_id: str) -> Response:
 async def delete_condition(request: Request, condition_id: str) -> Response:
     form = await Form.of(request)
     version_id = parse_id(form.get("version_id"), "version_id")
-    await call(request, "delete_condition", parse_id(condition_id, "condition_id"))
+    found = await condition_of(request, condition_id)
+    await call(request, "delete_condition", found.id)
     return redirect(request, f"/versions/{version_id}")
 
 
@@ -349,7 +372,8 @@ def _events(text: str) -> list[tuple[timedelta, str, dict[str, Any]]]:
 
 @pages.post("/versions/{version_id}/simulate")
 async def simulate(request: Request, version_id: str) -> Response:
-    """What a subscriber with the given data and events would get (the active version)."""
+    """What a subscriber with the given data and events would get on this version (a draft
+    too: ``simulate(version_id=...)``)."""
     version = await version_by_id(request, version_id)
     seq = await sequence_by_id(request, version.sequence_id)
     form = await Form.of(request)
@@ -370,15 +394,8 @@ async def simulate(request: Request, version_id: str) -> Response:
             events=_events(form.get("events")),
             until=timedelta(days=days),
             tenant_key=seq.tenant_key,
+            version_id=version.id,
         )
     except ValidationError as exc:
         error = exc
-    active = await call(request, "get_active_version", seq.id)
-    return page(
-        request,
-        "_timeline.html",
-        timeline=timeline,
-        error=error,
-        version=version,
-        active_version=active,
-    )
+    return page(request, "_timeline.html", timeline=timeline, error=error, version=version)

@@ -1,5 +1,12 @@
 """What the page modules share: the router factory, calling operations off the event loop,
-redirects and reading form fields."""
+who is signed in and the records they may see, redirects and reading form fields.
+
+Tenants: a session signed in with a tenant-bound admin key is bound to that tenant
+(``who(request).bound``). Every list a page shows is read with ``tenant(request)`` and every
+record a URL or a form names is fetched through the lookups below, which answer NotFound (a 404
+page) for another tenant's row — the same checks as the REST API (``Principal.owns``). A global
+session (a global admin key, or a host's ``authorize``) works on global definitions and can open
+any record by its id, as before."""
 
 from __future__ import annotations
 
@@ -12,7 +19,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from dripdrop.errors import ValidationError
-from dripdrop.web.dashboard.security import DashboardRoute, base, read_form, signed_in
+from dripdrop.web.auth import Principal
+from dripdrop.web.dashboard.security import (
+    DashboardRoute,
+    LoginRequired,
+    base,
+    read_form,
+    signed_in,
+)
 
 
 def router(*, public: bool = False) -> APIRouter:
@@ -27,6 +41,85 @@ def router(*, public: bool = False) -> APIRouter:
 
 def dd_of(request: Request) -> Any:
     return request.app.state.dd
+
+
+def who(request: Request) -> Principal:
+    """The signed-in principal, set by ``signed_in`` (a request without it is sent to sign in:
+    nothing defaults to every tenant)."""
+    principal = getattr(request.state, "who", None)
+    if principal is None:
+        raise LoginRequired
+    return principal
+
+
+def tenant(request: Request) -> str | None:
+    """The tenant whose definitions the session lists and creates: a bound session's own, None
+    (global definitions) otherwise."""
+    principal = who(request)
+    return principal.tenant_key if principal.bound else None
+
+
+async def lookup(request: Request, finder: Any, record_id: Any) -> Any:
+    """A record by id through one of the REST API's lookups (``sequence``, ``version``,
+    ``step_of``, ``enrollment`` …): NotFound for an unknown id or another tenant's row, a
+    ValidationError naming the argument for a malformed one."""
+    return await run_in_threadpool(finder, request, who(request), str(record_id))
+
+
+async def sequence_of(request: Request, sequence_id: Any) -> Any:
+    from dripdrop.web.routes.sequences import sequence
+
+    return await lookup(request, sequence, sequence_id)
+
+
+async def version_of(request: Request, version_id: Any) -> Any:
+    from dripdrop.web.routes.sequences import version
+
+    return await lookup(request, version, version_id)
+
+
+async def step_of(request: Request, step_id: Any) -> Any:
+    from dripdrop.web.routes.definitions import step_of as find
+
+    return await lookup(request, find, step_id)
+
+
+async def condition_of(request: Request, condition_id: Any) -> Any:
+    from dripdrop.web.routes.definitions import condition_of as find
+
+    return await lookup(request, find, condition_id)
+
+
+async def adapter_of(request: Request, adapter_id: Any) -> Any:
+    from dripdrop.web.routes.definitions import adapter_of as find
+
+    return await lookup(request, find, adapter_id)
+
+
+async def hook_of(request: Request, hook_id: Any) -> Any:
+    from dripdrop.web.routes.definitions import hook_of as find
+
+    return await lookup(request, find, hook_id)
+
+
+async def enrollment_of(request: Request, enrollment_id: Any) -> Any:
+    from dripdrop.web.routes.enrollments import enrollment
+
+    return await lookup(request, enrollment, enrollment_id)
+
+
+async def execution_of(request: Request, execution_id: Any) -> Any:
+    from dripdrop.web.routes.executions import execution
+
+    return await lookup(request, execution, execution_id)
+
+
+async def check_adapters(request: Request, values: dict[str, Any]) -> None:
+    """A bound session may pin steps only to its own tenant's adapters (another tenant's is
+    reported as not existing, on the field that names it)."""
+    from dripdrop.web.routes.definitions import check_adapters as check
+
+    await run_in_threadpool(check, request, who(request), values)
 
 
 async def call(request: Request, operation: str, *args: Any, **kw: Any) -> Any:

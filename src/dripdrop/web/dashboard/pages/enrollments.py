@@ -11,7 +11,18 @@ from fastapi.responses import Response
 
 from dripdrop.errors import DripDropError, ValidationError
 from dripdrop.web.dashboard import queries
-from dripdrop.web.dashboard.pages.common import Form, call, dd_of, parse_id, redirect, router, run
+from dripdrop.web.dashboard.pages.common import (
+    Form,
+    call,
+    dd_of,
+    enrollment_of,
+    parse_id,
+    redirect,
+    router,
+    run,
+    tenant,
+    who,
+)
 from dripdrop.web.dashboard.pages.sequences import sequence_by_id
 from dripdrop.web.dashboard.render import page
 
@@ -31,6 +42,8 @@ def _search(request: Request, **filters: Any) -> list[Any]:
 async def enrollments(request: Request) -> Response:
     q = request.query_params
     filters: dict[str, Any] = {"subscriber": q.get("subscriber", "").strip() or None}
+    if who(request).bound:
+        filters["tenant_key"] = tenant(request)
     if q.get("sequence"):
         filters["sequence_id"] = parse_id(q["sequence"], "sequence")
     if q.get("version"):
@@ -44,7 +57,7 @@ async def enrollments(request: Request) -> Response:
     items = await run(_search, request, **filters)
     more = len(items) > PAGE
     items = items[:PAGE]
-    sequences = await call(request, "list_sequences")
+    sequences = await call(request, "list_sequences", tenant_key=tenant(request))
     names = {s.id: s for s in sequences}
     next_query = None
     if more:
@@ -72,13 +85,10 @@ def _events(request: Request, enrollment_id: Any) -> list[Any]:
 
 
 async def _planned(request: Request, enrollment: Any, seq: Any, events: list[Any]) -> Any:
-    """The enrollment's future according to simulate: the sequence replayed from its start with
-    its data and the events it had, keeping what comes after now. None when it cannot be run
-    (finished, or the version it is on is no longer the active one)."""
+    """The enrollment's future according to simulate: its version (active or not) replayed from
+    its start with its data and the events it had, keeping what comes after now. None when it
+    cannot be run (finished)."""
     if enrollment.state not in ("active", "paused"):
-        return None
-    active = await call(request, "get_active_version", seq.id)
-    if active is None or active.id != enrollment.sequence_version_id:
         return None
     now = dd_of(request).runtime.now()
     start = enrollment.started_at
@@ -97,6 +107,7 @@ async def _planned(request: Request, enrollment: Any, seq: Any, events: list[Any
             start=start,
             until=(now - start) + _HORIZON,
             tenant_key=seq.tenant_key,
+            version_id=enrollment.sequence_version_id,
         )
     except DripDropError:
         return None
@@ -105,7 +116,7 @@ async def _planned(request: Request, enrollment: Any, seq: Any, events: list[Any
 
 @pages.get("/enrollments/{enrollment_id}")
 async def enrollment(request: Request, enrollment_id: str) -> Response:
-    found = await call(request, "get_enrollment_by_id", parse_id(enrollment_id, "enrollment_id"))
+    found = await enrollment_of(request, enrollment_id)
     seq = await sequence_by_id(request, found.sequence_id)
     executions = await call(request, "list_executions", found.id)
     events = await run(_events, request, found.id)
@@ -127,7 +138,7 @@ async def enrollment(request: Request, enrollment_id: str) -> Response:
 
 @pages.post("/enrollments/{enrollment_id}/{action}")
 async def act(request: Request, enrollment_id: str, action: str) -> Response:
-    found = await call(request, "get_enrollment_by_id", parse_id(enrollment_id, "enrollment_id"))
+    found = await enrollment_of(request, enrollment_id)
     form = await Form.of(request)
     if action == "pause":
         await call(request, "pause_enrollment", found.id)
@@ -148,7 +159,14 @@ async def act(request: Request, enrollment_id: str, action: str) -> Response:
         data = form.json("event_data", errors, None)
         if errors:
             raise ValidationError(errors)
-        await call(request, "track_event", found.id, form.get("event_key").strip(), data)
+        await call(
+            request,
+            "track_event",
+            found.id,
+            form.get("event_key").strip(),
+            data,
+            tenant_key=found.tenant_key,
+        )
     else:
         from dripdrop.errors import NotFound
 

@@ -10,18 +10,25 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from dripdrop.channels.base import CHANNELS
-from dripdrop.definitions.api_keys import IMPLIED
 from dripdrop.errors import DripDropError, ValidationError
-from dripdrop.web.auth import Principal
 from dripdrop.web.dashboard import queries
-from dripdrop.web.dashboard.pages.common import Form, call, dd_of, parse_id, redirect, router, run
+from dripdrop.web.dashboard.pages.common import (
+    Form,
+    call,
+    dd_of,
+    execution_of,
+    parse_id,
+    redirect,
+    router,
+    run,
+    tenant,
+    who,
+)
 from dripdrop.web.dashboard.render import page
 from dripdrop.web.routes.executions import STATES, executions_query
 
 pages = router()
 PAGE = 50
-#: The dashboard is signed in with a global admin key: it sees every tenant.
-ADMIN = Principal(frozenset(IMPLIED["admin"]))
 
 
 def _time(value: str, field: str) -> datetime | None:
@@ -51,8 +58,9 @@ async def executions(request: Request) -> Response:
     sequence_id = parse_id(q["sequence"], "sequence") if q.get("sequence") else None
     adapter_id = parse_id(q["adapter"], "adapter") if q.get("adapter") else None
     after = parse_id(q["after"], "after") if q.get("after") else None
+    # A global session sees every tenant's executions; a tenant's, only its own.
     statement = executions_query(
-        ADMIN,
+        who(request),
         state=state,
         channel=channel,
         sequence_id=sequence_id,
@@ -77,8 +85,8 @@ async def executions(request: Request) -> Response:
         states=STATES,
         channels=CHANNELS,
         next_query=next_query,
-        sequences=await call(request, "list_sequences"),
-        adapters=await call(request, "list_channel_adapters"),
+        sequences=await call(request, "list_sequences", tenant_key=tenant(request)),
+        adapters=await call(request, "list_channel_adapters", tenant_key=tenant(request)),
         replayed=q.get("replayed"),
         failed_replays=q.get("failed_replays"),
     )
@@ -86,7 +94,7 @@ async def executions(request: Request) -> Response:
 
 @pages.get("/executions/{execution_id}")
 async def execution(request: Request, execution_id: str) -> Response:
-    found = await call(request, "get_execution", parse_id(execution_id, "execution_id"))
+    found = await execution_of(request, execution_id)
     enrollment = await call(request, "get_enrollment_by_id", found.enrollment_id)
     step = await call(request, "get_step", found.step_id)
     return page(
@@ -96,7 +104,8 @@ async def execution(request: Request, execution_id: str) -> Response:
 
 @pages.post("/executions/{execution_id}/replay")
 async def replay(request: Request, execution_id: str) -> Response:
-    again = await call(request, "replay", parse_id(execution_id, "execution_id"))
+    found = await execution_of(request, execution_id)
+    again = await call(request, "replay", found.id)
     return redirect(request, f"/executions/{again.id}")
 
 
@@ -107,7 +116,8 @@ async def replay_many(request: Request) -> Response:
     done = failed = 0
     for raw in form.all("ids")[:PAGE]:
         try:
-            await call(request, "replay", parse_id(raw, "ids"))
+            found = await execution_of(request, parse_id(raw, "ids"))
+            await call(request, "replay", found.id)
             done += 1
         except DripDropError:
             failed += 1

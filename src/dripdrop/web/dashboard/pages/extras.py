@@ -10,7 +10,15 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from dripdrop.errors import DripDropError, ValidationError
-from dripdrop.web.dashboard.pages.common import Form, call, parse_id, redirect, router
+from dripdrop.web.dashboard.pages.common import (
+    Form,
+    call,
+    check_adapters,
+    redirect,
+    router,
+    tenant,
+    version_of,
+)
 from dripdrop.web.dashboard.render import page
 
 pages = router()
@@ -46,7 +54,7 @@ def _available(request: Request) -> tuple[bool, str | None]:
 async def _versions(request: Request) -> list[tuple[str, str]]:
     """Every version of every sequence, as (id, label) for the "use in step" choice."""
     out = []
-    for seq in await call(request, "list_sequences"):
+    for seq in await call(request, "list_sequences", tenant_key=tenant(request)):
         for v in await call(request, "list_versions", seq.id):
             state = "active" if v.active else "draft"
             out.append((str(v.id), f"{seq.name} · v{v.version} ({state})"))
@@ -118,11 +126,12 @@ async def generate(request: Request) -> Response:
 async def use_in_step(request: Request) -> Response:
     """Create a step with the generated template in the chosen version (its builder opens)."""
     form = await Form.of(request)
-    version_id = parse_id(form.get("version_id"), "version_id")
+    version_id = (await version_of(request, form.get("version_id"))).id
     errors: dict[str, list[str]] = {}
     config = form.json("step_config", errors, {})
     if errors:
         raise ValidationError(errors)
+    await check_adapters(request, {"config": config})
     await call(
         request,
         "create_step",

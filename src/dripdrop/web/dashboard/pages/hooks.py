@@ -10,7 +10,15 @@ from fastapi.responses import Response
 from dripdrop.definitions.http_hooks import AUTH_TYPES, METHODS, RESPONSE_TYPES
 from dripdrop.errors import ValidationError
 from dripdrop.records import HttpHook
-from dripdrop.web.dashboard.pages.common import Form, call, parse_id, redirect, router
+from dripdrop.web.dashboard.pages.common import (
+    Form,
+    call,
+    hook_of,
+    parse_id,
+    redirect,
+    router,
+    tenant,
+)
 from dripdrop.web.dashboard.pages.sequences import sequence_by_id
 from dripdrop.web.dashboard.render import page
 
@@ -25,12 +33,13 @@ AUTH_FIELDS = {
 
 
 async def _hook(request: Request, hook_id: str) -> HttpHook:
-    return await call(request, "get_http_hook", parse_id(hook_id, "hook_id"))
+    """The hook (NotFound for another tenant's, in a tenant's session)."""
+    return await hook_of(request, hook_id)
 
 
 @pages.get("/hooks")
 async def hooks(request: Request) -> Response:
-    sequences = await call(request, "list_sequences")
+    sequences = await call(request, "list_sequences", tenant_key=tenant(request))
     items = [(seq, await call(request, "list_http_hooks", seq.id)) for seq in sequences]
     return page(request, "hooks.html", section="hooks", items=items, sequences=sequences)
 

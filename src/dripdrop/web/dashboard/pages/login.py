@@ -1,4 +1,4 @@
-"""Signing in with an ``admin`` API key, and out."""
+"""Signing in with an ``admin`` API key (global, or bound to a tenant), and out."""
 
 from __future__ import annotations
 
@@ -65,13 +65,15 @@ async def login(request: Request) -> Response:
     key = await run(check) if token else None
     if key is None:
         return _login_page(request, pending, "That API key is not valid (or was revoked).", 401)
-    if "admin" not in key.scopes or key.tenant_key is not None:
+    if "admin" not in key.scopes:
         return _login_page(
             request,
             pending,
-            "The dashboard needs a global admin key: dripdrop api-key create NAME --scope admin",
+            "The dashboard needs an admin key: dripdrop api-key create NAME --scope admin",
             403,
         )
+    # A key bound to a tenant signs in to that tenant's dashboard (security.signed_in reads
+    # the tenant from the key's row on every request).
     response = Response(
         status_code=303, headers={"Location": base(request) + _next(form.get("next"))}
     )

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from sse_starlette.sse import EventSourceResponse
 
 from dripdrop.web.dashboard import queries
-from dripdrop.web.dashboard.pages.common import dd_of, router, run
+from dripdrop.web.dashboard.pages.common import dd_of, router, run, tenant, who
 from dripdrop.web.dashboard.render import env, page
 
 pages = router()
@@ -23,17 +23,27 @@ STREAM_SECONDS = 300.0
 
 
 def _numbers(request: Request) -> queries.Overview:
-    """The overview's numbers, shared by every open overview of this app for REFRESH_SECONDS
-    (ten open dashboards cost the database one read every two seconds, not ten)."""
+    """The overview's numbers, shared by every open overview of this app with the same scope
+    for REFRESH_SECONDS (ten open dashboards cost the database one read every two seconds, not
+    ten). A global session counts every tenant's work; a tenant's session only its own."""
+    scope = tenant(request) if who(request).bound else queries.EVERY_TENANT
+    key = ("tenant", scope) if scope is not queries.EVERY_TENANT else ("every",)
     state = request.app.state
-    cached = getattr(state, "dashboard_overview", None)
+    cache: dict[tuple[Any, ...], tuple[float, queries.Overview]] | None = getattr(
+        state, "dashboard_overview", None
+    )
+    if cache is None:
+        cache = state.dashboard_overview = {}
+    cached = cache.get(key)
     now = time.monotonic()
     if cached is not None and now - cached[0] < REFRESH_SECONDS * 0.9:
         return cached[1]
     rt = dd_of(request).runtime
     with rt.engine.begin() as conn:
-        numbers = queries.overview(conn, rt.now())
-    state.dashboard_overview = (now, numbers)
+        numbers = queries.overview(conn, rt.now(), scope)
+    if len(cache) > 1000:  # one entry per tenant with an open overview
+        cache.clear()
+    cache[key] = (now, numbers)
     return numbers
 
 

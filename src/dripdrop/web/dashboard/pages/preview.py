@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from dripdrop.channels.fields import STEP_SETTINGS
 from dripdrop.errors import DripDropError, ValidationError
 from dripdrop.templates.check import sms_segments
-from dripdrop.web.dashboard.pages.common import Form, call, parse_id, router, run
+from dripdrop.web.dashboard.pages.common import Form, router, run, step_of
 from dripdrop.web.dashboard.render import page
 from dripdrop.web.dashboard.security import with_headers
 
@@ -64,7 +64,7 @@ def _sample(raw: str) -> dict[str, Any]:
 
 @pages.post("/steps/{step_id}/preview")
 async def preview(request: Request, step_id: str) -> Response:
-    step = await call(request, "get_step", parse_id(step_id, "step_id"))
+    step = await step_of(request, step_id)
     form = await Form.of(request)
     raw = form.get("data")
     rendered, error, segments = None, None, None
@@ -93,7 +93,7 @@ async def preview(request: Request, step_id: str) -> Response:
 @pages.get("/steps/{step_id}/preview.html")
 async def email_html(request: Request, step_id: str) -> Response:
     """The rendered email body alone, for the preview iframe."""
-    step = await call(request, "get_step", parse_id(step_id, "step_id"))
+    step = await step_of(request, step_id)
     try:
         body = str(
             (await run(_render, step, _sample(request.query_params.get("data", "")))).get("body")

@@ -9,9 +9,16 @@ from fastapi.responses import Response
 
 from dripdrop.errors import ValidationError
 from dripdrop.records import Sequence
-from dripdrop.web.dashboard.pages.common import Form, call, parse_id, redirect, router, run
+from dripdrop.web.dashboard.pages.common import (
+    Form,
+    call,
+    redirect,
+    router,
+    sequence_of,
+    tenant,
+    version_of,
+)
 from dripdrop.web.dashboard.render import page
-from dripdrop.web.routes.common import m, record_by_id
 
 pages = router()
 #: Step fields compared between two versions.
@@ -19,12 +26,13 @@ COMPARED = ("name", "channel", "timing", "config", "template_type", "active")
 
 
 async def sequence_by_id(request: Request, sequence_id: Any) -> Sequence:
-    return await run(record_by_id, request, m.Sequence, Sequence, sequence_id, "sequence")
+    """The sequence (NotFound for another tenant's, in a tenant's session)."""
+    return await sequence_of(request, sequence_id)
 
 
 @pages.get("/sequences")
 async def sequences(request: Request) -> Response:
-    items = await call(request, "list_sequences")
+    items = await call(request, "list_sequences", tenant_key=tenant(request))
     active = {}
     for seq in items:
         active[seq.id] = await call(request, "get_active_version", seq.id)
@@ -49,10 +57,11 @@ async def create(request: Request) -> Response:
             name=form.get("name").strip(),
             key=form.get("key").strip(),
             description=form.optional("description"),
+            tenant_key=tenant(request),
         )
         version = await call(request, "create_sequence_version", seq.id, active=False)
     except ValidationError as exc:
-        items = await call(request, "list_sequences")
+        items = await call(request, "list_sequences", tenant_key=tenant(request))
         return page(
             request,
             "sequences.html",
@@ -111,10 +120,14 @@ async def new_version(request: Request, sequence_id: str) -> Response:
     """A new draft, empty or a copy of an existing version's steps and their conditions."""
     seq = await sequence_by_id(request, sequence_id)
     form = await Form.of(request)
-    source = form.optional("copy_from")
+    source = None
+    if form.optional("copy_from"):
+        source = await version_of(request, form.get("copy_from").strip())
+        if source.sequence_id != seq.id:
+            raise ValidationError.single("copy_from", "choose a version of this sequence")
     draft = await call(request, "create_sequence_version", seq.id, active=False)
-    if source:
-        for step in await call(request, "list_steps", parse_id(source, "copy_from")):
+    if source is not None:
+        for step in await call(request, "list_steps", source.id):
             copy = await call(
                 request,
                 "create_step",

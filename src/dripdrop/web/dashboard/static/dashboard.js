@@ -25,7 +25,18 @@
     }
   });
 
+  // Phones: the nav's sections are one row that scrolls sideways; show the current one.
+  function showCurrentSection() {
+    var current = document.querySelector(".nav [aria-current='page']");
+    var list = current && current.closest("ul");
+    if (!list || list.scrollWidth <= list.clientWidth) return;
+    var left = current.getBoundingClientRect().left - list.getBoundingClientRect().left;
+    list.scrollLeft += left - (list.clientWidth - current.offsetWidth) / 2;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-timing-select]").forEach(syncTiming);
+    showCurrentSection();
   });
+  window.addEventListener("resize", showCurrentSection);
 })();
