@@ -77,3 +77,48 @@ def test_an_immediate_first_step_wakes_listening_workers(dd: DripDrop) -> None:
         dd.enroll(sequence_key="cached", subscriber={"type": "U", "id": 1})
         got = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
     assert got == ["due"]
+
+
+def test_a_stale_entry_is_reloaded_once_while_other_callers_keep_the_previous_one() -> None:
+    """Forty threads finding the same entry stale load it once; the others answer with the
+    previous entry meanwhile. With nothing cached, every caller loads (never a made-up answer)."""
+    import threading
+    import time
+
+    from dripdrop.engine.defs import DefinitionCache
+
+    cache = DefinitionCache(ttl=0.05)
+    loads: list[int] = []
+    started = threading.Event()
+
+    def load() -> int:
+        loads.append(1)
+        started.set()
+        time.sleep(0.2)
+        return len(loads)
+
+    assert cache.sequence("k", None, load) == 1  # primed
+    time.sleep(0.1)  # stale now
+    loads.clear()
+    answers: list[int] = []
+    first = threading.Thread(target=lambda: answers.append(cache.sequence("k", None, load)))
+    first.start()
+    started.wait(5)
+    others = [
+        threading.Thread(target=lambda: answers.append(cache.sequence("k", None, load)))
+        for _ in range(39)
+    ]
+    for t in [*others]:
+        t.start()
+    for t in [first, *others]:
+        t.join(5)
+    assert len(loads) == 1, loads
+    assert sorted(answers) == [1] * 40  # the previous entry (1) and the reload (len == 1)
+    fresh = DefinitionCache(ttl=0.05)
+    loads.clear()
+    threads = [threading.Thread(target=lambda: fresh.sequence("k", None, load)) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(loads) == 5  # nothing to fall back on: each caller loads

@@ -30,6 +30,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from dripdrop.errors import ValidationError
 
 MAX_ID_LENGTH = 255
@@ -302,3 +304,32 @@ def unknown_keys(
             message = f"unknown field; expected one of {', '.join(names) or 'none'}"
         errors[f"{prefix}.{name}" if prefix else name] = [message + (f" ({hint})" if hint else "")]
     return errors
+
+
+def json_text(value: Any, field: str) -> str:
+    """``value`` (a dict) as JSON text, held to the rules of :func:`check_json`. orjson refuses most
+    bad values itself (lone surrogates, huge ints, non-string keys, very deep nesting); what it
+    lets through — NaN and Infinity written as null, NUL characters, 33 to 255 levels, huge
+    sizes — can only be present when the text shows a null, an escaped NUL or many brackets,
+    and only then is the value walked in full."""
+    if not isinstance(value, dict):
+        raise ValidationError.single(field, f"must be a dict, not {describe(value)}")
+    try:
+        dumped = orjson.dumps(value).decode()
+    except (TypeError, ValueError):  # walked below, for a message naming the place
+        dumped = None
+    if (
+        dumped is None
+        or "null" in dumped
+        or "\\u0000" in dumped
+        or len(dumped) > MAX_JSON_SIZE
+        # 33 levels take at least 66 characters: shorter text needs no counting.
+        or (
+            len(dumped) > 2 * MAX_JSON_DEPTH
+            and dumped.count("{") + dumped.count("[") > MAX_JSON_DEPTH
+        )
+    ):
+        check_json(value, field)
+    if dumped is None:  # check_json found nothing orjson minded: say what orjson said
+        raise ValidationError.single(field, "must be JSON-serialisable")
+    return dumped

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
 import psycopg
 from sqlalchemy import Connection, text
 
@@ -23,11 +22,9 @@ except ImportError:  # SQLAlchemy 2.0 names it await_only
     from sqlalchemy.util import await_only as await_
 
 from dripdrop.definitions.inputs import (
-    MAX_JSON_DEPTH,
-    MAX_JSON_SIZE,
     check_int,
-    check_json,
     describe,
+    json_text,
     unknown_keys,
 )
 from dripdrop.definitions.sequences import get_sequence_with_active_version
@@ -74,35 +71,6 @@ def _field(value: Any) -> str:
 ITEM_KEYS = frozenset({"subscriber", "data", "metadata"})
 
 
-def _as_json(value: Any, field: str) -> str:
-    """``value`` as JSON text, held to the rules of ``enroll``'s check_json. orjson refuses most
-    bad values itself (lone surrogates, huge ints, non-string keys, very deep nesting); what it
-    lets through — NaN and Infinity written as null, NUL characters, 33 to 255 levels, huge
-    sizes — can only be present when the text shows a null, an escaped NUL or many brackets,
-    and only then is the value walked in full."""
-    if not isinstance(value, dict):
-        raise ValidationError.single(field, f"must be a dict, not {describe(value)}")
-    try:
-        dumped = orjson.dumps(value).decode()
-    except (TypeError, ValueError):  # walked below, for a message naming the place
-        dumped = None
-    if (
-        dumped is None
-        or "null" in dumped
-        or "\\u0000" in dumped
-        or len(dumped) > MAX_JSON_SIZE
-        # 33 levels take at least 66 characters: shorter text needs no counting.
-        or (
-            len(dumped) > 2 * MAX_JSON_DEPTH
-            and dumped.count("{") + dumped.count("[") > MAX_JSON_DEPTH
-        )
-    ):
-        check_json(value, field)
-    if dumped is None:  # check_json found nothing orjson minded: say what orjson said
-        raise ValidationError.single(field, "must be JSON-serialisable")
-    return dumped
-
-
 def _items(items: Iterable[Any]) -> Iterator[tuple[str, str, str, str]]:
     for n, item in enumerate(items):
         if not isinstance(item, dict):
@@ -112,8 +80,8 @@ def _items(items: Iterable[Any]) -> Iterator[tuple[str, str, str, str]]:
                 raise ValidationError(unknown_keys(item, ITEM_KEYS, ""))
             stype, sid = subscriber_key(item.get("subscriber"))
             data, meta = item.get("data"), item.get("metadata")
-            data_json = _as_json(data, "data") if data else "{}"
-            meta_json = _as_json(meta, "metadata") if meta else "{}"
+            data_json = json_text(data, "data") if data else "{}"
+            meta_json = json_text(meta, "metadata") if meta else "{}"
         except ValidationError as exc:
             raise ValidationError({f"items.{n}.{k}": v for k, v in exc.errors.items()}) from None
         yield stype, sid, data_json, meta_json

@@ -283,13 +283,19 @@ def load_adapters(rt: Any, conn: Connection, tenant_key: str | None) -> AdapterS
 
 
 class DefinitionCache:
-    """Versions and adapters cached for ``ttl`` seconds (0 disables caching)."""
+    """Versions and adapters cached for ``ttl`` seconds (0 disables caching).
+
+    When an entry goes stale, one caller reloads it; callers arriving while that reload runs
+    get the previous entry instead of loading it again each (a web server's 40 threads all
+    missed together every ``ttl`` and loaded the same version 40 times). An entry is so at most
+    ``ttl`` plus one load's time old; ``clear()`` (a definition changed here) drops it at once."""
 
     def __init__(self, ttl: float = 2.0) -> None:
         self.ttl = ttl
         self._versions: dict[uuid.UUID, tuple[float, VersionDef]] = {}
         self._adapters: dict[str | None, tuple[float, AdapterSet]] = {}
         self._sequences: dict[tuple[str, str | None], tuple[float, Any]] = {}
+        self._loading: set[tuple[str, Any]] = set()  # entries being reloaded right now
 
     def fresh_version(self, version_id: uuid.UUID) -> VersionDef | None:
         """The cached version if still fresh (no database access)."""
@@ -301,23 +307,32 @@ class DefinitionCache:
         hit = self._adapters.get(tenant_key)
         return hit[1] if hit and time.monotonic() - hit[0] < self.ttl else None
 
-    def version(self, conn: Connection, version_id: uuid.UUID) -> VersionDef:
-        hit = self._versions.get(version_id)
+    def _cached(self, table: dict[Any, Any], kind: str, key: Any, load: Callable[[], Any]) -> Any:
+        hit = table.get(key)
         now = time.monotonic()
-        if hit and now - hit[0] < self.ttl:
+        if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
-        v = load_version(conn, version_id)
-        self._versions[version_id] = (now, v)
-        return v
+        loading = (kind, key)
+        if hit is not None and loading in self._loading:  # another caller is reloading it
+            return hit[1]
+        self._loading.add(loading)
+        try:
+            value = load()
+        finally:
+            self._loading.discard(loading)
+        if self.ttl > 0:
+            table[key] = (now, value)
+        return value
+
+    def version(self, conn: Connection, version_id: uuid.UUID) -> VersionDef:
+        return self._cached(
+            self._versions, "version", version_id, lambda: load_version(conn, version_id)
+        )
 
     def adapters(self, rt: Any, conn: Connection, tenant_key: str | None) -> AdapterSet:
-        hit = self._adapters.get(tenant_key)
-        now = time.monotonic()
-        if hit and now - hit[0] < self.ttl:
-            return hit[1]
-        a = load_adapters(rt, conn, tenant_key)
-        self._adapters[tenant_key] = (now, a)
-        return a
+        return self._cached(
+            self._adapters, "adapters", tenant_key, lambda: load_adapters(rt, conn, tenant_key)
+        )
 
     def sequence(
         self, key: str, tenant_key: str | None, load: Callable[[], Any], *, fresh: bool = False
@@ -325,14 +340,12 @@ class DefinitionCache:
         """A sequence row with its active version id, by key (``load`` on a miss). A cached row
         may be up to ``ttl`` old: whoever writes with it must re-check it in the same statement
         (enroll does), or pass ``fresh=True``."""
-        hit = self._sequences.get((key, tenant_key))
-        now = time.monotonic()
-        if hit and not fresh and now - hit[0] < self.ttl:
-            return hit[1]
-        row = load()
-        if self.ttl > 0:
-            self._sequences[(key, tenant_key)] = (now, row)
-        return row
+        if fresh:
+            row = load()
+            if self.ttl > 0:
+                self._sequences[(key, tenant_key)] = (time.monotonic(), row)
+            return row
+        return self._cached(self._sequences, "sequence", (key, tenant_key), load)
 
     def clear(self) -> None:
         self._versions.clear()
