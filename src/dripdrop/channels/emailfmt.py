@@ -118,10 +118,14 @@ def html_to_text(html: str) -> str:
     Links become ``text (url)``; paragraphs, ``<br>`` and list items become line breaks; tags are
     dropped and entities unescaped.
     """
-    parser = _TextExtractor()
-    parser.feed(html or "")
-    parser.close()
-    lines = [line.strip() for line in "".join(parser.parts).split("\n")]
+    if "<" in (html or "") or "&" in (html or ""):
+        parser = _TextExtractor()
+        parser.feed(html or "")
+        parser.close()
+        text = "".join(parser.parts)
+    else:  # no tag and no entity: the parser would hand back the text, its spaces collapsed
+        text = re.sub(r"\s+", " ", html or "")
+    lines = [line.strip() for line in text.split("\n")]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 

@@ -85,10 +85,17 @@ class Email:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# A bare address with nothing getaddresses would change: no name, quotes, brackets, comments,
+# separators, spaces or escapes.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+")
+
+
 def addresses(value: Any) -> list[str]:
     """A list of addresses from a string (comma-separated allowed) or a list."""
     if not value:
         return []
+    if isinstance(value, str) and _PLAIN_ADDRESS.fullmatch(value):
+        return [value]  # one bare address (nearly every recipient): nothing to parse
     items = [value] if isinstance(value, str) else [str(v) for v in value if v]
     out = []
     for name, addr in getaddresses(items):
