@@ -476,7 +476,8 @@ def prune(
     archive: Annotated[
         bool, typer.Option(help="copy removed rows (as JSON) to the archived_rows table first")
     ] = False,
-    batch_size: Annotated[int, typer.Option(help="rows per statement")] = 1000,
+    # The workers' own batch (ops/retention.py: BATCH_SIZE).
+    batch_size: Annotated[int, typer.Option(help="rows per statement")] = 250,
     database_url: DatabaseOpt = None,
     schema: SchemaOpt = None,
 ) -> None:

@@ -292,3 +292,24 @@ def test_run_worker_names_a_bad_duty_option(env, kwargs, field) -> None:
     with pytest.raises(ValidationError) as caught:
         env.dd.run_worker(stop_event=stop, handle_signals=False, **kwargs)
     assert list(caught.value.errors) == [field]
+
+
+def test_a_pruner_rests_three_times_as_long_as_its_batches_run(env, monkeypatch) -> None:
+    """A pruner spends about a quarter of its time deleting: after each batch it rests three
+    times as long as the batch took (at least ``pause``), leaving the cores to the hot path."""
+    from dripdrop.ops import retention
+
+    dd = env.dd
+    two_step_sequence(dd)
+    enroll_n(dd, 40)
+    dd.run_due()
+    env.clock.advance(days=100)
+    rests: list[float] = []
+    monkeypatch.setattr(retention.time, "sleep", rests.append)  # counted, not slept
+    started = time.monotonic()
+    result = prune(dd.runtime, timedelta(days=90), batch_size=5, pause=1e-6)
+    working = time.monotonic() - started
+    assert result.removed["step_executions"] >= 40
+    assert len(rests) >= 8 and min(rests) >= 1e-6
+    # Each rest is three times its batch: together well over the time spent working.
+    assert sum(rests) >= 1.5 * working, (sum(rests), working)
