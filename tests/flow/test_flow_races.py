@@ -60,7 +60,12 @@ def test_transitions_racing_events_and_unenrolls_keep_one_chain(dd, flow):
             except ValidationError:  # the worker finished it first: nothing left to pause
                 return
             dd.track_event(e.id, "paid")
-            dd.resume_enrollment(e.id)
+            try:
+                dd.resume_enrollment(e.id)
+            except ValidationError:
+                # Its last step was already at the provider when the pause came: recording it
+                # completed the chain (docs/worker.md, the fence). Nothing is left to resume.
+                assert dd.get_enrollment_by_id(e.id).state == "completed"
 
     try:
         with ThreadPoolExecutor(6) as pool:
