@@ -581,5 +581,20 @@ def test_a_tenant_bound_key_sees_and_touches_only_its_tenant(dd, client, admin) 
         headers=acme,
     )
     assert own_hook.status_code == 201 and own_hook.json()["tenant_key"] == "acme"
+    # Another tenant's HTTP hook in a condition is answered as a hook that does not exist: the
+    # key learns nothing of it.
+    answers = [
+        client.post(
+            f"{API}/steps/{own.json()['id']}/conditions",
+            json={"condition_type": "hook", "http_hook_id": hook_id, "operator": "exists"},
+            headers=acme,
+        )
+        for hook_id in (str(hook.id), "00000000-0000-7000-8000-000000000000")
+    ]
+    messages = [_problem(a, 422)["errors"]["http_hook_id"][0] for a in answers]
+    assert messages[0].replace(str(hook.id), "ID") == messages[1].replace(
+        "00000000-0000-7000-8000-000000000000", "ID"
+    ), messages
+    assert "does not exist" in messages[0]
     # The global admin key sees the tenant's rows too.
     assert client.get(f"{API}/steps/{own.json()['id']}", headers=admin).status_code == 200

@@ -149,10 +149,9 @@ def validate_condition(
                     select(V.c.sequence_id).where(V.c.id == step_row.sequence_version_id)
                 ).scalar_one()
                 hook = conn.execute(select(H.c.sequence_id).where(H.c.id == hid)).first()
-                if hook is None:
-                    errors["http_hook_id"] = [f"HTTP hook {hid} does not exist"]
-                elif hook.sequence_id != seq_id:
-                    errors["http_hook_id"] = ["the HTTP hook belongs to another sequence"]
+                if hook is None or hook.sequence_id != seq_id:
+                    # One answer for both: another tenant's hook must not show it exists.
+                    errors["http_hook_id"] = [f"HTTP hook {hid} does not exist in this sequence"]
             except ValidationError as exc:
                 errors.update(exc.errors)
     elif condition_type == "event":
