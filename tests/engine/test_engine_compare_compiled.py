@@ -39,3 +39,5 @@ def test_equal_keys_of_different_types_are_not_confused() -> None:
     assert compare(1, "eq", True) is False and compare(True, "eq", True) is True
     assert compare(1, "eq", 1) is True and compare("true", "eq", True) is True
     assert compare(1.0, "eq", 1.0) is True and compare(True, "eq", 1.0) is False
+    # 0.0 and -0.0 are equal keys, but "contains" compares their text
+    assert compare(0.0, "contains", -0.0) is False and compare(0.0, "contains", 0.0) is True

@@ -81,17 +81,23 @@ def compare(actual: Any, operator: str, expected: Any) -> bool:
     A condition's operator and expected value are read once (:func:`_compiled`): conditions
     and transitions are checked for every execution, and coercing the same expected value each
     time was most of their cost."""
+    # 0.0 and -0.0 are equal keys but not the same text ("contains" compares text): floats
+    # are told apart by their repr too.
+    spelled = repr(expected) if type(expected) is float else None
     try:
-        check = _compiled(operator, type(expected), expected)
+        check = _compiled(operator, type(expected), spelled, expected)
     except TypeError:  # an unhashable expected value (a list): the slow path
         return _compare(actual, operator, expected)
     return check(actual)
 
 
 @lru_cache(maxsize=4096)
-def _compiled(operator: str, kind: type, expected: Any) -> Callable[[Any], bool]:
+def _compiled(
+    operator: str, kind: type, spelled: str | None, expected: Any
+) -> Callable[[Any], bool]:
     """``compare`` with ``operator`` and ``expected`` fixed (``kind``, the expected value's
-    type, is in the key: ``True``, ``1`` and ``1.0`` are equal keys but not equal values)."""
+    type, and ``spelled``, a float's repr, are in the key: ``True``, ``1`` and ``1.0`` are
+    equal keys but not equal values, and so are ``0.0`` and ``-0.0``)."""
     if operator in ("eq", "neq"):
         same = _equal_to(expected)
         return same if operator == "eq" else lambda actual: not same(actual)
