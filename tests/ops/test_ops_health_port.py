@@ -155,7 +155,11 @@ def test_a_stalled_event_loop_answers_503_then_200_once_it_runs_again(deployment
     try:
         wait_for(answers(port, "/health", 200), 60, "/health to answer 200", worker)
         wait_for(answers(port, "/ready", 200), 10, "/ready to answer 200", worker)
-        stall.write_text("6")  # the loop sleeps 6 s; stalled after 6 missed beats (1.2 s)
+        # Written whole, then renamed: the worker polls for the file and must never read it
+        # half-written (empty: no stall). The loop sleeps 6 s; stalled after 6 missed beats.
+        staged = tmp_path / "stall.tmp"
+        staged.write_text("6")
+        staged.replace(stall)
         started = time.monotonic()
         body = wait_for(answers(port, "/health", 503), 10, "/health to answer 503", worker)
         noticed = time.monotonic() - started
