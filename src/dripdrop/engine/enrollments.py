@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import uuid
 from typing import Any
 
@@ -26,6 +25,7 @@ from dripdrop.ids import new_id
 from dripdrop.observability.tracing import traced_enroll
 from dripdrop.records import Enrollment, StepExecution, from_row
 from dripdrop.runtime import Runtime
+from dripdrop.worker.queries import placeholders
 
 E = m.Enrollment.__table__
 X = m.StepExecution.__table__
@@ -304,18 +304,9 @@ def _insert_new(
         # The driver directly, in the same transaction: SQLAlchemy read the RETURNING row's
         # columns from the cursor description on every call (a fifth of an API enroll's CPU).
         with driver.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(_driver_sql(statement.text), params)
+            cursor.execute(placeholders(statement.text), params)
             return cursor.fetchone()
     return conn.execute(statement, params).first()
-
-
-_BIND = re.compile(r"(?<![:\w]):(\w+)")
-
-
-@functools.lru_cache(maxsize=64)
-def _driver_sql(sql: str) -> str:
-    """A text() statement's SQL with psycopg's placeholders (``:name`` → ``%(name)s``)."""
-    return _BIND.sub(r"%(\1)s", sql)
 
 
 def _find(

@@ -243,10 +243,15 @@ _BIND = re.compile(r"(?<![:\w]):(\w+)")
 
 
 @lru_cache(maxsize=64)
+def placeholders(sql: str) -> str:
+    """SQL with SQLAlchemy's ``:name`` binds as psycopg's ``%(name)s``."""
+    return _BIND.sub(r"%(\1)s", sql)
+
+
 def raw_sql(sql: str, schema: str) -> str:
     """A named query for psycopg directly (``%(name)s`` placeholders), for the hottest paths where
     SQLAlchemy's per-row overhead shows."""
-    return _BIND.sub(r"%(\1)s", sql.format(s=f'"{schema}"'))
+    return placeholders(sql.format(s=f'"{schema}"'))
 
 
 def q(sql: str, schema: str) -> Any:

@@ -76,6 +76,16 @@ def _by_claim(jobs: Iterable[Job]) -> dict[uuid.UUID, list[str]]:
     return claims
 
 
+async def trace_links(db: Any, jobs: list[Job]) -> dict[str, str | None]:
+    """The traceparents the jobs' enrollments were started under (their spans link to them)."""
+    try:
+        ids = list({j.enrollment.id_text for j in jobs})
+        return await db.run(tracing.trace_parents, ids)
+    except Exception as exc:  # tracing never stops a delivery: spans go without links
+        log.warning("could not read the enrollments' trace links: %s", type(exc).__name__)
+        return {}
+
+
 class Lane:
     """One claim → run → record loop; ``run`` ends when a claim finds nothing.
 
@@ -140,7 +150,7 @@ class Lane:
         services = self.services
         now = jobs[0].now
         assert now is not None
-        self._links = await self._trace_links(jobs) if tracing.enabled() else None
+        self._links = await trace_links(self.db, jobs) if tracing.enabled() else None
         tasks: dict[asyncio.Future[Outcome], Job] = {}
         inline: list[Job] = []
         for job in jobs:
@@ -189,15 +199,6 @@ class Lane:
             for task in tasks:
                 task.cancel()
             self.running = {}
-
-    async def _trace_links(self, jobs: list[Job]) -> dict[str, str | None]:
-        """The traceparents the batch's enrollments were started under (spans link to them)."""
-        try:
-            ids = list({j.enrollment.id_text for j in jobs})
-            return await self.db.run(tracing.trace_parents, ids)
-        except Exception as exc:  # tracing never stops a delivery: spans go without links
-            log.warning("could not read the enrollments' trace links: %s", type(exc).__name__)
-            return {}
 
     async def _run_waiting(self, job: Job) -> Outcome:
         if self._links is not None:

@@ -37,6 +37,7 @@ from dripdrop.worker.batch import (
     renew_leases,
 )
 from dripdrop.worker.queries import CLAIM_ONE, EXECUTION_STATUS, q
+from dripdrop.worker.runner import trace_links
 
 log = logging.getLogger("dripdrop.worker")
 
@@ -127,15 +128,6 @@ async def _run(job: Job, services: Any, now: Any) -> Outcome:
     return await run_job_within(job, services, now, services.execution_timeout)
 
 
-async def _trace_links(db: Any, job: Job) -> dict[str, str | None]:
-    """The traceparent the job's enrollment was started under (its span links to it)."""
-    try:
-        return await db.run(tracing.trace_parents, [job.enrollment.id_text])
-    except Exception as exc:  # tracing never stops a delivery: the span goes without a link
-        log.warning("could not read the enrollment's trace link: %s", type(exc).__name__)
-        return {}
-
-
 async def run_one(
     rt: Any, db: Any, services: Any, execution_id: uuid.UUID, lease_seconds: float = LEASE_SECONDS
 ) -> ExecutionRun:
@@ -153,7 +145,7 @@ async def run_one(
     heartbeat = asyncio.create_task(_heartbeat(db, job, lease_seconds))
     try:
         if tracing.enabled():  # one dripdrop.execution span, linked to its enroll's
-            links = await _trace_links(db, job)
+            links = await trace_links(db, [job])
             outcome = await tracing.run_in_span(_run, job, links, services, now)
         else:
             outcome = await _run(job, services, now)
