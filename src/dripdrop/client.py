@@ -31,6 +31,7 @@ from dripdrop.errors import ConflictError, ValidationError
 from dripdrop.operations import DEFINITION_CHANGES, OPERATIONS
 from dripdrop.records import RunSummary
 from dripdrop.runtime import Runtime
+from dripdrop.worker.loop_tuning import run as run_loop
 from dripdrop.worker.sizing import BATCH_SIZE
 
 if TYPE_CHECKING:
@@ -591,7 +592,7 @@ class DripDrop(_Base):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(coro_fn(*args, **kw))
+            return run_loop(coro_fn(*args, **kw))
         raise RuntimeError(
             "DripDrop (sync) called inside a running event loop: use AsyncDripDrop there"
         )

@@ -92,6 +92,22 @@ def _forms_of(value: str) -> frozenset[str]:
     return frozenset(forms)
 
 
+def _secret_values(adapter: Any, credentials: Mapping[str, Any]) -> list[Any]:
+    fields: tuple[str, ...] = ()
+    try:
+        from dripdrop.channels.registry import get_spec
+
+        fields = get_spec(adapter.channel, adapter.provider).secret_fields
+    except Exception:  # an app's own or unregistered provider: hide everything
+        fields = ()
+    names = [f for f in fields if f in credentials] if fields else list(credentials)
+    return [credentials[name] for name in names]
+
+
+_OF_CACHE_MAX = 512
+_of_cache: dict[tuple[int, str, str], tuple[Any, frozenset[str]]] = {}
+
+
 @functools.lru_cache(maxsize=1024)
 def _pattern_of(forms: frozenset[str]) -> re.Pattern[str]:
     # Longest first: a URL is replaced whole before its path, a pair before its password.
@@ -117,16 +133,19 @@ class Secrets:
     def of(cls, adapter: Any) -> Secrets:
         """The secret credentials of ``adapter`` (an AdapterInfo): the fields its provider marks
         secret, or every credential when the provider is unknown or marks none."""
-        credentials = dict(getattr(adapter, "credentials", None) or {})
-        fields: tuple[str, ...] = ()
-        try:
-            from dripdrop.channels.registry import get_spec
-
-            fields = get_spec(adapter.channel, adapter.provider).secret_fields
-        except Exception:  # an app's own or unregistered provider: hide everything
-            fields = ()
-        names = [f for f in fields if f in credentials] if fields else list(credentials)
-        return cls(credentials[name] for name in names)
+        credentials = getattr(adapter, "credentials", None) or {}
+        # Every delivery of an adapter builds one: its forms are worked out once per
+        # credentials dict (the entry holds the dict, so its id() cannot be reused meanwhile).
+        key = (id(credentials), adapter.channel, adapter.provider)
+        hit = _of_cache.get(key)
+        if hit is None or hit[0] is not credentials:
+            base = cls(_secret_values(adapter, credentials))
+            if len(_of_cache) >= _OF_CACHE_MAX:
+                _of_cache.clear()
+            hit = _of_cache[key] = (credentials, frozenset(base._forms))
+        made = cls()
+        made._forms = set(hit[1])
+        return made
 
     def add(self, value: Any) -> None:
         """Register a secret (strings; the values of dicts and lists) with its derived forms."""
@@ -159,6 +178,10 @@ class Secrets:
         if isinstance(obj, list | tuple):
             return [self.scrub(v) for v in obj]
         return obj
+
+    def found_in(self, text: str) -> bool:
+        """Does ``text`` hold any form of a secret?"""
+        return bool(self._forms) and self._compiled().search(text) is not None
 
     def scrub_error(self, err: DeliveryError) -> DeliveryError:
         """The same error (kind, status, Retry-After hint) with message and answer scrubbed."""

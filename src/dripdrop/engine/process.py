@@ -10,8 +10,6 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -415,9 +413,10 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
                 deferred, go_at = await _reserve_rate_limits(job, services, limits, adapter_id)
                 if deferred is not None:
                     return deferred
-            async with _sending(job, services, fence) as stopped:
-                if stopped is not None:
-                    return stopped
+            stopped, sending = await _fence_and_slot(job, services, fence)
+            if stopped is not None:
+                return stopped
+            try:
                 # The fence was checked while the slot approached. A send woken well past its
                 # slot (the event loop stalled) would go out together with later ones: it
                 # takes a new slot instead, so stalls become delays, not bursts.
@@ -433,6 +432,9 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
                 started = time.perf_counter()
                 result = await deliver(message, adapter, services.delivery_context)
                 delivery_ms = round((time.perf_counter() - started) * 1000)
+            finally:
+                if sending:
+                    job.ticket.stop_sending()
         response = {
             "provider": adapter.provider,
             "adapter": adapter.name,
@@ -468,28 +470,31 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
         )
 
 
-@asynccontextmanager
-async def _sending(job: Job, services: Any, fence: bool) -> AsyncIterator[Outcome | None]:
+async def _fence_and_slot(job: Job, services: Any, fence: bool) -> tuple[Outcome | None, bool]:
     """The fence, then the request's sending slot when a drain bounds them (worker/slots.py).
-    Yields None when the request may go out, else the outcome to record instead. A
+    Returns the outcome to record instead of sending (None: send), and whether a sending slot
+    is now held (the caller gives it back with ``ticket.stop_sending()`` in a ``finally``). A
     confirmation that went stale while the slot was awaited is made again."""
     confirmed = None
     if fence and services.fence is not None:
         confirmed = time.monotonic()
         verdict = await services.fence.check(job)
         if verdict is not None:
-            yield verdict
-            return
-    if job.ticket is None:
-        yield None
-        return
-    async with job.ticket.sending():
-        if confirmed is not None and job.ticket.stale(confirmed):
+            return verdict, False
+    ticket = job.ticket
+    if ticket is None:
+        return None, False
+    await ticket.start_sending()
+    if confirmed is not None and ticket.stale(confirmed):
+        try:
             verdict = await services.fence.check(job)
-            if verdict is not None:
-                yield verdict
-                return
-        yield None
+        except BaseException:
+            ticket.stop_sending()
+            raise
+        if verdict is not None:
+            ticket.stop_sending()
+            return verdict, False
+    return None, True
 
 
 def _suppressed(job: Job, now: datetime, reason: str, recipient: str | None) -> Outcome:

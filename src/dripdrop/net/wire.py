@@ -107,6 +107,7 @@ class WireResponse:
 
     __slots__ = (
         "_method",
+        "_text",
         "_url",
         "content",
         "encoding",
@@ -138,6 +139,7 @@ class WireResponse:
         self.extensions: dict[str, Any] = {}
         self._url = url
         self._method = method
+        self._text: str | None = None
 
     @property
     def url(self) -> httpx2.URL:
@@ -149,7 +151,9 @@ class WireResponse:
 
     @property
     def text(self) -> str:
-        return self.content.decode(self.encoding or "utf-8", errors="replace")
+        if self._text is None:  # decoded once: the scrubber, the parser and excerpts read it
+            self._text = self.content.decode(self.encoding or "utf-8", errors="replace")
+        return self._text
 
     def json(self) -> Any:
         return json.loads(self.content)
@@ -282,9 +286,13 @@ def vet_literal(url: URL, policy: OutboundPolicy) -> None:
 
 async def _read(response: aiohttp.ClientResponse, limit: int, url: URL) -> bytes:
     """The decoded body, refused as soon as it (or its announced length) exceeds ``limit``."""
-    length = response.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > limit:
-        raise _too_large(limit, url)
+    headers = response.headers
+    length = headers.get("Content-Length", "")
+    if length.isdigit():
+        if int(length) > limit:
+            raise _too_large(limit, url)
+        if "Content-Encoding" not in headers:  # the parser stops at the length: read it whole
+            return await response.read()
     chunks: list[bytes] = []
     total = 0
     async for chunk in response.content.iter_chunked(_CHUNK):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from dripdrop.observability import metrics
+from dripdrop.observability import metrics, tracing
 
 
 def observe_claim(schema: str, jobs: list[Any], now: datetime) -> None:
@@ -47,8 +48,6 @@ def _runs_in_process(adapter: Any) -> bool:
 def observes_delivery(adapter: Any) -> bool:
     """Is a delivery through ``adapter`` timed or traced? Timed only for network providers (an
     in-process one's microseconds say nothing); traced whenever tracing is on."""
-    from dripdrop.observability import tracing
-
     if tracing.enabled():
         return True
     return metrics.ENABLED and not _runs_in_process(adapter)
@@ -57,10 +56,6 @@ def observes_delivery(adapter: Any) -> bool:
 async def observe_delivery(send: Any, message: Any, adapter: Any, ctx: Any) -> Any:
     """``await send(message, adapter, ctx)`` as a ``dripdrop.deliver`` span (the parent of the
     provider's HTTP request and its ``traceparent``), timed per provider."""
-    import time
-
-    from dripdrop.observability import tracing
-
     schema = (ctx.extras or {}).get("schema", "") if ctx is not None else ""
     started = time.perf_counter()
     try:
@@ -82,10 +77,6 @@ async def observe_delivery(send: Any, message: Any, adapter: Any, ctx: Any) -> A
 
 async def observe_hook(schema: str, kind: str, name: str, call: Any) -> Any:
     """``await call()`` as a ``dripdrop.hook`` span, timed per kind (http, python)."""
-    import time
-
-    from dripdrop.observability import tracing
-
     started = time.perf_counter()
     try:
         with tracing.child_span(

@@ -180,7 +180,16 @@ def record_claim(schema: str, now: float, scheduled: list[float], recovered: int
 
 def observe_delivery(schema: str, provider: str, seconds: float) -> None:
     if _metrics is not None:
-        _metrics.delivery_seconds.labels(schema, provider).observe(seconds)
+        # One histogram child per (schema, provider), looked up once: labels() takes a lock.
+        child = _delivery_children.get((schema, provider))
+        if child is None:
+            child = _delivery_children.setdefault(
+                (schema, provider), _metrics.delivery_seconds.labels(schema, provider)
+            )
+        child.observe(seconds)
+
+
+_delivery_children: dict[tuple[str, str], Any] = {}
 
 
 def observe_hook(schema: str, kind: str, seconds: float) -> None:

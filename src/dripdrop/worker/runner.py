@@ -209,9 +209,11 @@ class Lane:
         services, now = self.services, job.now
         if self.slots is None:
             return await run_job_within(job, services, now, services.execution_timeout)
-        async with self.slots.ticket() as ticket:
-            job.ticket = ticket
+        ticket = job.ticket = await self.slots.ticket()
+        try:
             return await run_job_within(job, services, now, services.execution_timeout)
+        finally:
+            ticket.leave_preparing()
 
     @staticmethod
     def _outcome_of(task: asyncio.Future[Outcome], job: Job) -> Outcome:

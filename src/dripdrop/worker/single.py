@@ -36,6 +36,7 @@ from dripdrop.worker.batch import (
     release_jobs,
     renew_leases,
 )
+from dripdrop.worker.loop_tuning import loop_factory
 from dripdrop.worker.queries import CLAIM_ONE, EXECUTION_STATUS, q
 from dripdrop.worker.runner import trace_links
 
@@ -202,7 +203,7 @@ class ExecutionRunner:
 
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
+                loop = loop_factory()()
                 thread = threading.Thread(
                     target=loop.run_forever, name="dripdrop-run-execution", daemon=True
                 )

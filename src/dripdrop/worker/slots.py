@@ -8,8 +8,8 @@ the fence is no longer inside the time a provider's slot is held. Hooks still ru
 time, and providers never see more than N requests at once.
 
 The fence runs before the sending slot is taken; when the wait for the slot took longer than
-``FENCE_FRESH`` the claim is confirmed again inside it (``engine/process.py: _sending``), so a
-request never goes out on a confirmation older than that.
+``FENCE_FRESH`` the claim is confirmed again inside it (``engine/process.py:
+_fence_and_slot``), so a request never goes out on a confirmation older than that.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 #: The oldest a fence's confirmation may be when its request goes out (seconds, counted from
 #: when the confirming query was sent). Waiting for a sending slot normally takes about one
@@ -60,7 +58,9 @@ class Gate:
 
 
 class Ticket:
-    """One execution's hold on the slots: its preparing slot until it is sending."""
+    """One execution's hold on the slots: its preparing slot until it is sending.
+    (Plain acquire/release pairs, not context managers: one of each per delivery showed in
+    profiles.)"""
 
     __slots__ = ("_preparing", "_slots")
 
@@ -78,16 +78,14 @@ class Ticket:
             self._preparing.release()
             self._preparing = None
 
-    @asynccontextmanager
-    async def sending(self) -> AsyncIterator[None]:
-        """A sending slot, for the request; the preparing slot goes to the next execution."""
-        sending = self._slots.sending
-        await sending.acquire()
+    async def start_sending(self) -> None:
+        """Take a sending slot for the request; the preparing slot goes to the next execution.
+        Pair with ``stop_sending`` in a ``finally``."""
+        await self._slots.sending.acquire()
         self.leave_preparing()
-        try:
-            yield
-        finally:
-            sending.release()
+
+    def stop_sending(self) -> None:
+        self._slots.sending.release()
 
 
 class Slots:
@@ -95,12 +93,8 @@ class Slots:
         self.preparing = Gate(concurrency)
         self.sending = Gate(concurrency)
 
-    @asynccontextmanager
-    async def ticket(self) -> AsyncIterator[Ticket]:
-        """A preparing slot for one execution, held until it sends or ends."""
+    async def ticket(self) -> Ticket:
+        """A preparing slot for one execution, held until it sends or ends: the caller calls
+        ``leave_preparing`` in a ``finally``."""
         await self.preparing.acquire()
-        ticket = Ticket(self)
-        try:
-            yield ticket
-        finally:
-            ticket.leave_preparing()
+        return Ticket(self)
