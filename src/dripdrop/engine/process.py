@@ -27,6 +27,7 @@ from dripdrop.engine.suppression import PENDING
 from dripdrop.engine.templating import render_fields
 from dripdrop.errors import DeliveryError, DripDropError, PermanentError, TransientError
 from dripdrop.observability import instrument
+from dripdrop.timing.deadline import deadline
 
 MAX_BACKOFF = 6 * 3600.0
 
@@ -216,7 +217,7 @@ async def run_job_within(job: Job, services: Any, now: datetime, seconds: float)
     and bounded in time: one that takes longer than ``seconds`` is retried later, like a
     timeout, so it can never hold its lane (and its lease) forever."""
     try:
-        async with asyncio.timeout(seconds):
+        async with deadline(seconds):  # asyncio.timeout's behaviour, one timer per loop
             return await run_job(job, services, now, fence=True)
     except TimeoutError:
         return _retry_or_fail(

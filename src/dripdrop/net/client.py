@@ -13,6 +13,7 @@ from dripdrop.errors import ConfigurationError, PermanentError
 from dripdrop.net.policy import MAX_TIMEOUT_MS, OutboundPolicy
 from dripdrop.net.transport import GuardedTransport, checked_ssl_context, response_too_large
 from dripdrop.net.wire import WIRE_OPTIONS, NotOnTheWire, new_session, wire_request
+from dripdrop.timing.deadline import deadline as bound
 
 # Options that would route requests around the guarded transport.
 _FORBIDDEN = ("transport", "mounts", "proxy", "trust_env", "follow_redirects", "max_redirects")
@@ -117,7 +118,7 @@ async def guarded_request(
         options = {k: v for k, v in kwargs.items() if k != "timeout"}
         session = client.wire_session()
         try:
-            async with asyncio.timeout(deadline):
+            async with bound(deadline):  # asyncio.timeout's behaviour, one timer per loop
                 return await wire_request(  # type: ignore[return-value]
                     session, policy, method, url, follow_redirects=follow_redirects, **options
                 )
