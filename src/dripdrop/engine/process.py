@@ -55,6 +55,14 @@ class Job:
     suppressed: str | None = None
     # A drain's hold on its concurrency (worker/slots.py): None where nothing bounds it.
     ticket: Any = None
+    # The fence (worker/fence.py): the executions of its batch that wait for the network, in
+    # order, and this one's place among them (so a fence query can confirm the next ones too);
+    # a confirmation taken ahead (asked at, token found, suppression reason, recipient key);
+    # and when the confirmation this delivery goes out on was asked (monotonic).
+    batch: list[Job] | None = None
+    position: int = 0
+    ahead: Any = None
+    confirmed_at: float | None = None
 
 
 @dataclass
@@ -478,10 +486,10 @@ async def _fence_and_slot(job: Job, services: Any, fence: bool) -> tuple[Outcome
     confirmation that went stale while the slot was awaited is made again."""
     confirmed = None
     if fence and services.fence is not None:
-        confirmed = time.monotonic()
         verdict = await services.fence.check(job)
         if verdict is not None:
             return verdict, False
+        confirmed = job.confirmed_at
     ticket = job.ticket
     if ticket is None:
         return None, False

@@ -284,6 +284,21 @@ def vet_literal(url: URL, policy: OutboundPolicy) -> None:
         _vet_address(host, policy)
 
 
+@functools.lru_cache(maxsize=4096)
+def _first_hop(url: str, encoded: bool, policy: OutboundPolicy) -> URL:
+    """A request's URL parsed and vetted (scheme, IP-literal host), once per URL and policy:
+    providers post to the same few URLs all day. A refusal raises and is not cached."""
+    try:
+        target = URL(url, encoded=encoded)
+    except ValueError as exc:
+        raise NotOnTheWire(str(exc)) from None
+    written = urlsplit(url).hostname or ""  # as given: yarl has normalised target's
+    if not canonical_host(written):
+        raise NotOnTheWire(f"host {written!r} is an IP address in a non-canonical form")
+    vet_literal(target, policy)
+    return target
+
+
 async def _read(response: aiohttp.ClientResponse, limit: int, url: URL) -> bytes:
     """The decoded body, refused as soon as it (or its announced length) exceeds ``limit``."""
     headers = response.headers
@@ -338,20 +353,15 @@ async def wire_request(
 ) -> WireResponse:
     """Send one request (and its redirects) through ``session``; the deadline is the caller's."""
     method = method.upper()
-    try:
-        target = URL(str(url), encoded=isinstance(url, httpx2.URL))
-    except ValueError as exc:
-        raise NotOnTheWire(str(exc)) from None
-    written = urlsplit(str(url)).hostname or ""  # as given: yarl has normalised target's
-    if not canonical_host(written):
-        raise NotOnTheWire(f"host {written!r} is an IP address in a non-canonical form")
+    target = _first_hop(str(url), isinstance(url, httpx2.URL), policy)
     if params:
         target = target.update_query({k: _primitive(v) for k, v in params.items()})
     sent = {**_DEFAULT_HEADERS, **{str(k): str(v) for k, v in (headers or {}).items()}}
     body = encode_body({"json": json, "data": data, "content": content}, sent)
     history: list[WireResponse] = []
     while True:
-        vet_literal(target, policy)
+        if history:  # the first hop was vetted with its URL
+            vet_literal(target, policy)
         try:
             async with session.request(
                 method, target, data=body, headers=sent, allow_redirects=False

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -35,6 +36,9 @@ _tracer_of: dict[int, Any] = {}  # id(provider) → tracer
 
 
 _answer: tuple[Any, bool] = (None, False)  # the provider last asked about, and the answer
+_UNSET = object()
+# OTEL_PYTHON_TRACER_PROVIDER names a provider the API loads on first use; read at import.
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
 def enabled() -> bool:
@@ -42,6 +46,11 @@ def enabled() -> bool:
     times per execution, so the answer is kept until the global provider changes."""
     global _answer
     if trace is None:
+        return False
+    # No provider set and none named in the environment: the API would answer its proxy, after
+    # an os.environ lookup that raises and catches a KeyError (a few µs, several times per
+    # delivery). Its global is read directly while it exists; otherwise, the API's own answer.
+    if getattr(trace, "_TRACER_PROVIDER", _UNSET) is None and not _PROVIDER_FROM_ENV:
         return False
     provider = trace.get_tracer_provider()
     if provider is not _answer[0]:

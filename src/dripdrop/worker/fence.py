@@ -19,13 +19,21 @@ from typing import Any
 
 from dripdrop.engine import suppression
 from dripdrop.engine.process import Job, Outcome, _suppressed, held_outcome, released_outcome
+from dripdrop.engine.suppression import PENDING
 from dripdrop.worker.batch import _fetch
 from dripdrop.worker.db import worker_dsn
 from dripdrop.worker.queries import FENCE, raw_sql
+from dripdrop.worker.slots import FENCE_FRESH
 
 log = logging.getLogger("dripdrop.worker")
 #: After its own connection failed, the fence uses the worker's connections this long.
 DIRECT_RETRY_SECONDS = 30.0
+#: How many of the executions next in line a fence query confirms besides those waiting, and
+#: how old such an answer may be when its execution reaches the fence (half of FENCE_FRESH,
+#: the most a confirmation may age before its request goes out: the rest is for the wait for
+#: a sending slot).
+LOOKAHEAD = 16
+AHEAD_FRESH = FENCE_FRESH / 2
 
 
 class Fence:
@@ -40,7 +48,14 @@ class Fence:
         """None when the delivery may go ahead; else the outcome to record instead: held (the
         enrollment was paused or ended, or the claim is no longer ours — the record then writes
         nothing), skipped (the recipient was suppressed since the claim), or released when the
-        database could not say."""
+        database could not say. ``job.confirmed_at`` says when the answer was asked."""
+        ahead, job.ahead = job.ahead, None
+        if ahead is not None:
+            asked_at, token, reason, key = ahead
+            # Taken with an earlier query, for this recipient, recently enough: that answer.
+            if time.monotonic() - asked_at <= AHEAD_FRESH and key == job.recipient_key:
+                job.confirmed_at = asked_at
+                return self._verdict(job, token, reason)
         future: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
         self._waiting[job.execution.id_text] = (job, future)
         if self._flushing is None:
@@ -53,26 +68,37 @@ class Fence:
             while self._waiting:
                 batch, self._waiting = self._waiting, {}
                 jobs = [job for job, _ in batch.values()]
+                ahead = upcoming(jobs, batch)
+                asked_at = time.monotonic()
                 try:
-                    tokens, reasons = await self._confirm(jobs)
+                    tokens, reasons = await self._confirm(jobs + ahead)
                 except Exception as exc:
                     log.warning("could not confirm %d claim(s) (%s): released", len(batch), exc)
                     for job, future in batch.values():
                         if not future.done():
                             future.set_result(released_outcome(job))
                     continue
-                for (id_text, (job, future)), reason in zip(batch.items(), reasons, strict=True):
-                    if future.done():
-                        continue
-                    if tokens.get(id_text) != job.token:
-                        future.set_result(held_outcome(job, "fenced"))
-                    elif reason is not None:
-                        now = job.now or self.db.rt.now()
-                        future.set_result(_suppressed(job, now, reason, job.recipient_key))
-                    else:
-                        future.set_result(None)
+                for (id_text, (job, future)), reason in zip(batch.items(), reasons, strict=False):
+                    if not future.done():
+                        job.confirmed_at = asked_at
+                        future.set_result(self._verdict(job, tokens.get(id_text), reason))
+                for job, reason in zip(ahead, reasons[len(jobs) :], strict=True):
+                    job.ahead = (
+                        asked_at,
+                        tokens.get(job.execution.id_text),
+                        reason,
+                        job.recipient_key,
+                    )
         finally:
             self._flushing = None
+
+    def _verdict(self, job: Job, token: Any, reason: str | None) -> Outcome | None:
+        if token != job.token:
+            return held_outcome(job, "fenced")
+        if reason is not None:
+            now = job.now or self.db.rt.now()
+            return _suppressed(job, now, reason, job.recipient_key)
+        return None
 
     async def _confirm(self, jobs: list[Job]) -> tuple[dict[str, Any], list[str | None]]:
         if self.direct is not None and time.monotonic() >= self._direct_after:
@@ -90,6 +116,32 @@ class Fence:
     async def aclose(self) -> None:
         if self.direct is not None:
             await self.direct.aclose()
+
+
+def upcoming(jobs: list[Job], waiting: dict[str, Any]) -> list[Job]:
+    """Up to LOOKAHEAD executions that follow the waiting ones in their batches and have not
+    reached the fence: confirmed by the same query, they find their answer ready (if it is
+    still fresh) instead of a query of their own. Not those whose recipient only rendering
+    tells (their suppression could not be checked yet)."""
+    found: list[Job] = []
+    seen: set[str] = set()
+    last = jobs[-1]  # the latest to arrive: the furthest along its batch, as a rule
+    if last.batch is None:
+        return found
+    for job in last.batch[last.position + 1 : last.position + 1 + 2 * LOOKAHEAD]:
+        id_text = job.execution.id_text
+        if (
+            job.confirmed_at is None
+            and job.ahead is None
+            and job.recipient_key is not PENDING
+            and id_text not in waiting
+            and id_text not in seen
+        ):
+            found.append(job)
+            seen.add(id_text)
+            if len(found) == LOOKAHEAD:
+                break
+    return found
 
 
 def statement(jobs: list[Job]) -> tuple[str, dict[str, Any], bool]:

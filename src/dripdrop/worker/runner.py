@@ -153,10 +153,13 @@ class Lane:
         self._links = await trace_links(self.db, jobs) if tracing.enabled() else None
         tasks: dict[asyncio.Future[Outcome], Job] = {}
         inline: list[Job] = []
+        waiting: list[Job] = []  # in order: the fence confirms the next ones ahead (fence.py)
         for job in jobs:
             if eager.runs_in_process(job):
                 inline.append(job)
             else:
+                job.batch, job.position = waiting, len(waiting)
+                waiting.append(job)
                 tasks[asyncio.ensure_future(self._run_waiting(job))] = job
         self.running = dict(tasks)
         # Finished tasks are handed over by their done-callbacks: asyncio.wait over the whole
@@ -199,6 +202,8 @@ class Lane:
             for task in tasks:
                 task.cancel()
             self.running = {}
+            for job in waiting:  # no cycles (job → batch → job) left for the collector
+                job.batch = None
 
     async def _run_waiting(self, job: Job) -> Outcome:
         if self._links is not None:

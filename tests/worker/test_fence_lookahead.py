@@ -1,0 +1,113 @@
+"""The fence's lookahead (worker/fence.py): a fence query also confirms the executions next in
+line; such an answer is used only while fresh (AHEAD_FRESH) and for the recipient it checked,
+otherwise the execution is confirmed again by a query of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+from dripdrop.worker import fence as fence_module
+from dripdrop.worker.fence import AHEAD_FRESH, LOOKAHEAD, Fence
+
+
+class Direct:
+    """The fence's connection, answering from ``tokens`` (execution id → lease token): each
+    query is recorded with the ids it asked about."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, Any] = {}
+        self.queries: list[list[str]] = []
+
+    async def confirm(self, jobs: list[Any]) -> tuple[dict[str, Any], list[str | None]]:
+        ids = [job.execution.id_text for job in jobs]
+        self.queries.append(ids)
+        return {i: self.tokens[i] for i in ids if i in self.tokens}, [None] * len(jobs)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def make_jobs(n: int, direct: Direct) -> list[Any]:
+    batch: list[Any] = []
+    for i in range(n):
+        id_text = str(uuid.uuid4())
+        token = uuid.uuid4()
+        direct.tokens[id_text] = token
+        execution = SimpleNamespace(
+            id_text=id_text, scheduled_for=None, retry_count=0, adapter_id=None
+        )
+        batch.append(
+            SimpleNamespace(
+                execution=execution,
+                token=token,
+                recipient_key=None,
+                step=None,
+                now=None,
+                batch=batch,
+                position=i,
+                ahead=None,
+                confirmed_at=None,
+            )
+        )
+    return batch
+
+
+def new_fence(direct: Direct) -> Fence:
+    return Fence(SimpleNamespace(rt=None), direct)  # type: ignore[arg-type]
+
+
+async def test_one_query_confirms_the_next_executions_and_they_need_none_of_their_own() -> None:
+    direct = Direct()
+    jobs = make_jobs(LOOKAHEAD + 1, direct)
+    fence = new_fence(direct)
+    assert await fence.check(jobs[0]) is None
+    assert direct.queries == [[j.execution.id_text for j in jobs]]
+    for job in jobs[1:]:
+        assert await fence.check(job) is None
+        assert job.confirmed_at is not None
+    assert len(direct.queries) == 1
+
+
+async def test_an_answer_taken_ahead_that_grew_old_is_asked_again_and_sees_the_change() -> None:
+    direct = Direct()
+    jobs = make_jobs(2, direct)
+    fence = new_fence(direct)
+    assert await fence.check(jobs[0]) is None
+    assert jobs[1].ahead is not None  # confirmed ahead, as valid
+    # Since then its claim was lost (paused, or its lease passed on) and time went by.
+    direct.tokens[jobs[1].execution.id_text] = uuid.uuid4()
+    await asyncio.sleep(AHEAD_FRESH * 2)
+    outcome = await fence.check(jobs[1])
+    assert outcome is not None and outcome.kind == "fenced"
+    assert len(direct.queries) == 2 and direct.queries[1] == [jobs[1].execution.id_text]
+
+
+async def test_an_answer_taken_ahead_for_another_recipient_is_not_used() -> None:
+    direct = Direct()
+    jobs = make_jobs(2, direct)
+    fence = new_fence(direct)
+    await fence.check(jobs[0])
+    jobs[1].recipient_key = "x@example.com"  # rendering told the recipient after the answer
+    await fence.check(jobs[1])
+    assert len(direct.queries) == 2
+
+
+async def test_a_confirmation_records_when_its_query_was_asked() -> None:
+    direct = Direct()
+    [job] = make_jobs(1, direct)
+    fence = new_fence(direct)
+    before = time.monotonic()
+    await fence.check(job)
+    assert job.confirmed_at is not None and before <= job.confirmed_at <= time.monotonic()
+
+
+def test_the_lookahead_skips_executions_whose_recipient_only_rendering_tells() -> None:
+    direct = Direct()
+    jobs = make_jobs(4, direct)
+    jobs[2].recipient_key = fence_module.PENDING
+    found = fence_module.upcoming([jobs[0]], {jobs[0].execution.id_text: None})
+    assert found == [jobs[1], jobs[3]]
