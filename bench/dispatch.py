@@ -25,7 +25,8 @@ per-run ratios, ours against a baseline measured in the same run on the same dat
     asyncio HTTP/1.1 keep-alive server in its own process): ``run_due(concurrency=C)`` over a
     one-step sequence, for a signed webhook and for Mailgun's API, beside bare httpx2 and bare
     aiohttp clients (the ``bench`` extra) posting the same requests to the same sink, at most C
-    at a time, for C = 10 and 100. Same requests: same body and headers, including the
+    at a time, for C = 10 and 100. DripDrop runs its loops on uvloop (a dependency), so bare
+    aiohttp runs twice, on asyncio's loop and on uvloop; "fastest bare" is the best of them. Same requests: same body and headers, including the
     User-Agent/Accept ones DripDrop's HTTP client sent, byte counts checked at the sink. Prints
     exec/s, the client process's CPU per delivery, the sink's own CPU (its ceiling) and
     DripDrop / fastest bare.
@@ -692,7 +693,9 @@ def bench_latency(bench: Bench, samples: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- (r) real deliveries
 
-CLIENTS = ("DripDrop", "httpx2", "aiohttp")
+# DripDrop runs its own loops on uvloop when it is installed (worker/loop_tuning.py): the bare
+# aiohttp client runs on both loops, so the fastest bare client is its best on either.
+CLIENTS = ("DripDrop", "httpx2", "aiohttp", "aiohttp+uvloop")
 REAL_CONCURRENCIES = (10, 100)
 WEBHOOK_PATH = "/hooks/welcome"
 WEBHOOK_KEY = b"dripdrop-bench-signing-key-0123"
@@ -916,10 +919,29 @@ async def post_aiohttp(
 
 
 def run_bare(
-    post: Callable[..., Any], shape: Shape, sink: Sink, n: int, c: int, extra: dict[str, str]
+    post: Callable[..., Any],
+    shape: Shape,
+    sink: Sink,
+    n: int,
+    c: int,
+    extra: dict[str, str],
+    *,
+    uvloop: bool = False,
 ) -> Sample:
     keys = new_id_strings(n)  # the same kind of ids DripDrop's executions have
-    return timed(sink, n, lambda: asyncio.run(post(shape, sink.url, keys, c, extra)))
+    factory = _uvloop_factory() if uvloop else asyncio.new_event_loop
+
+    def go() -> None:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(post(shape, sink.url, keys, c, extra))
+
+    return timed(sink, n, go)
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    import uvloop
+
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
 def header_lines(head: str) -> list[tuple[str, str]]:
@@ -999,6 +1021,7 @@ def real_round(
         "DripDrop": lambda: run_dripdrop(bench, shape, sink, n, c),
         "httpx2": lambda: run_bare(post_httpx2, shape, sink, n, c, extra),
         "aiohttp": lambda: run_bare(post_aiohttp, shape, sink, n, c, extra),
+        "aiohttp+uvloop": lambda: run_bare(post_aiohttp, shape, sink, n, c, extra, uvloop=True),
     }
     k = first % len(CLIENTS)
     got = {name: runners[name]() for name in CLIENTS[k:] + CLIENTS[:k]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from typing import Any
 
@@ -64,12 +65,16 @@ def create_http_client(policy: OutboundPolicy, **kwargs: Any) -> GuardedClient:
     if bad:
         raise ConfigurationError(f"create_http_client does not accept {', '.join(bad)}")
     verify: ssl.SSLContext | bool = kwargs.pop("verify", True)
-    ssl_context = checked_ssl_context(verify)
+    http2 = kwargs.pop("http2", False)
+    if verify is True:
+        ssl_context = _default_ssl_context(bool(http2))
+    else:
+        ssl_context = checked_ssl_context(verify)
     transport = GuardedTransport(
         policy,
         verify=ssl_context,
         http1=kwargs.pop("http1", True),
-        http2=kwargs.pop("http2", False),
+        http2=http2,
         limits=kwargs.pop("limits", None),
         retries=kwargs.pop("retries", 0),
     )
@@ -87,6 +92,14 @@ def create_http_client(policy: OutboundPolicy, **kwargs: Any) -> GuardedClient:
     client.policy = policy
     client.ssl_context = ssl_context
     return client
+
+
+@functools.lru_cache(maxsize=2)
+def _default_ssl_context(http2: bool) -> ssl.SSLContext:
+    # Loading the trust store takes ~18 ms of CPU, and every run_due builds a client: one
+    # context per process. Per HTTP/2 setting, since httpcore sets a context's ALPN protocols
+    # from it on each connection (so clients that share one always set the same).
+    return checked_ssl_context(True)
 
 
 async def guarded_request(
