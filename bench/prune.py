@@ -7,14 +7,15 @@ Works in a fresh schema (``ddbench_prune``) dropped at the end (``--keep`` keeps
 
 1. Builds ``--rows`` finished (``sent``) executions 400 days old with ``generate_series``
    (time-ordered ids, like the worker's), in chunks of a million, indexes built after the load.
-2. Alternates ``--rounds`` times (idle, then pruning):
+2. Alternates ``--rounds`` times (idle, then pruning, then the control):
    - claim latency: ``--claims`` claims of 100 due rows (statement + commit, each set back
      after, as bench/dispatch.py part c), p50 and p99;
    - dispatch: ``run_due`` draining ``--drain`` fresh enrollments of a 2-step sequence (memory
      provider), executions/s;
    with, in the "pruning" phases, ``prune(older_than=90 days)`` running in another process
    (as on another machine), default batch size and pause. Its rows removed per second are
-   reported.
+   reported. In the "burner" phases (the control), a process that touches no database uses
+   the CPU the way the pruner does (2 ms at a time, resting ``--rest-factor`` times as long).
 3. Prints the medians and the ratios pruning/idle.
 """
 
@@ -38,9 +39,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from dripdrop import DripDrop  # noqa: E402
 from dripdrop.crypto import generate_key  # noqa: E402
+from dripdrop.ops import retention  # noqa: E402
 from dripdrop.worker.queries import CLAIM, q  # noqa: E402
 
 SCHEMA = "ddbench_prune"
+RUN = uuid.uuid4().hex[:8]  # subscribers of this run's drains are new even with --reuse
 CHUNK = 1_000_000
 
 LOAD = """
@@ -78,7 +81,10 @@ dd = DripDrop(sys.argv[1], schema=sys.argv[2])
 start = time.monotonic()
 def progress(table, n):
     print(table, n, round(time.monotonic() - start, 3), flush=True)
-prune(dd.runtime, timedelta(days=90), progress=progress, wait_for_lock=True)
+from dripdrop.ops import retention
+retention.REST_FACTOR = float(sys.argv[4])
+prune(dd.runtime, timedelta(days=90), progress=progress, wait_for_lock=True,
+      batch_size=int(sys.argv[3]))
 print("done", flush=True)
 """
 
@@ -162,6 +168,23 @@ def vacuum(dd: DripDrop) -> None:
         c.execute(text("CHECKPOINT"))
 
 
+PHASES = ("idle", "pruning", "burner")
+BURN_MS = 2.0  # about one prune batch's time
+# The control: the pruner's share of a core (a batch's time, then REST_FACTOR times as long at
+# rest), spent by a process that touches no database. On a 2-core machine any such process
+# costs the claim's p99 what it costs: the scheduler, not the prune.
+BURNER = f"""
+import sys, time
+rest = float(sys.argv[1]) * {BURN_MS} / 1000
+print("burning", flush=True)
+while True:
+    t = time.perf_counter()
+    while time.perf_counter() - t < {BURN_MS} / 1000:
+        pass
+    time.sleep(rest)
+"""
+
+
 def claim_latencies(dd: DripDrop, claims: int) -> list[float]:
     """Milliseconds per claim of 100 due rows (statement + commit), each set back after. On the
     worker's own engine, as the worker claims: its commits do not wait for the WAL flush (which
@@ -194,7 +217,7 @@ def drain_rate(dd: DripDrop, n: int, round_no: int, phase: str) -> float:
     dd.enroll_many(
         "bench",
         (
-            {"subscriber": {"type": f"{phase}{round_no}", "id": i}, "data": {"email": f"u{i}@x.io"}}
+            {"subscriber": {"type": f"{phase}{round_no}{RUN}", "id": i}, "data": {"email": f"u{i}@x.io"}}
             for i in range(n)
         ),
     )
@@ -223,24 +246,46 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=300)
     parser.add_argument("--drain", type=int, default=20_000)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--reuse", action="store_true", help="the schema a --keep run left: no rebuilding"
+    )
+    parser.add_argument("--batch-size", type=int, default=retention.BATCH_SIZE)
+    parser.add_argument("--rest-factor", type=float, default=retention.REST_FACTOR)
     args = parser.parse_args()
 
     dd = DripDrop(args.database_url, schema=SCHEMA, encryption_key=generate_key())
-    with dd.runtime.engine.begin() as c:
-        c.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
+    if not args.reuse:
+        with dd.runtime.engine.begin() as c:
+            c.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
     dd.setup()
     results: dict[str, dict[str, list[float]]] = {
-        phase: {"claims": [], "rates": []} for phase in ("idle", "pruning")
+        phase: {"claims": [], "rates": []} for phase in PHASES
     }
     pruned: list[tuple[int, float]] = []
     try:
-        build(dd, args.rows)
+        if not args.reuse:
+            build(dd, args.rows)
         for r in range(args.rounds):
-            for phase in ("idle", "pruning"):
+            for phase in PHASES:
                 pruner = None
-                if phase == "pruning":
+                if phase == "burner":
                     pruner = subprocess.Popen(
-                        [sys.executable, "-c", PRUNER, args.database_url, SCHEMA],
+                        [sys.executable, "-c", BURNER, str(args.rest_factor)],
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                    first = pruner.stdout.readline()
+                elif phase == "pruning":
+                    pruner = subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-c",
+                            PRUNER,
+                            args.database_url,
+                            SCHEMA,
+                            str(args.batch_size),
+                            str(args.rest_factor),
+                        ],
                         stdout=subprocess.PIPE,
                         text=True,
                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
@@ -269,7 +314,7 @@ def main() -> None:
                     f"round {r + 1} {phase:>7}: claim p50 {pct(claims, 50):.2f} ms, p99 "
                     f"{pct(claims, 99):.2f} ms; drain {rate:,.0f} exec/s ({elapsed:.0f} s)"
                 )
-        idle, busy = results["idle"], results["pruning"]
+        idle, busy, burner = results["idle"], results["pruning"], results["burner"]
         p99_idle, p99_busy = pct(idle["claims"], 99), pct(busy["claims"], 99)
         rate_idle, rate_busy = statistics.median(idle["rates"]), statistics.median(busy["rates"])
         print()
@@ -282,6 +327,12 @@ def main() -> None:
         )
         print(
             f"drain exec/s  idle {rate_idle:,.0f}  pruning {rate_busy:,.0f}  ratio {rate_busy / rate_idle:.2f} (goal >= 0.90)"
+        )
+        print(
+            f"control: a process that only burns CPU {BURN_MS:g} ms at a time, resting "
+            f"{args.rest_factor:g}x as long (no database): claim p99 {pct(burner['claims'], 99):.2f} "
+            f"ms, ratio {pct(burner['claims'], 99) / p99_idle:.2f}; drain ratio "
+            f"{statistics.median(burner['rates']) / rate_idle:.2f}"
         )
         if pruned:
             total = sum(n for n, _ in pruned)
