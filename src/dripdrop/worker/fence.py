@@ -78,7 +78,8 @@ class Fence:
                         if not future.done():
                             future.set_result(released_outcome(job))
                     continue
-                for (id_text, (job, future)), reason in zip(batch.items(), reasons, strict=False):
+                answers = zip(batch.items(), reasons[: len(jobs)], strict=True)
+                for (id_text, (job, future)), reason in answers:
                     if not future.done():
                         job.confirmed_at = asked_at
                         future.set_result(self._verdict(job, tokens.get(id_text), reason))
@@ -124,7 +125,6 @@ def upcoming(jobs: list[Job], waiting: dict[str, Any]) -> list[Job]:
     still fresh) instead of a query of their own. Not those whose recipient only rendering
     tells (their suppression could not be checked yet)."""
     found: list[Job] = []
-    seen: set[str] = set()
     last = jobs[-1]  # the latest to arrive: the furthest along its batch, as a rule
     if last.batch is None:
         return found
@@ -135,10 +135,8 @@ def upcoming(jobs: list[Job], waiting: dict[str, Any]) -> list[Job]:
             and job.ahead is None
             and job.recipient_key is not PENDING
             and id_text not in waiting
-            and id_text not in seen
         ):
             found.append(job)
-            seen.add(id_text)
             if len(found) == LOOKAHEAD:
                 break
     return found
