@@ -7,6 +7,7 @@ bytes, and the others reuse :func:`html_to_text`, :func:`make_message_id` and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -118,13 +119,16 @@ def html_to_text(html: str) -> str:
     Links become ``text (url)``; paragraphs, ``<br>`` and list items become line breaks; tags are
     dropped and entities unescaped.
     """
-    if "<" in (html or "") or "&" in (html or ""):
-        parser = _TextExtractor()
-        parser.feed(html or "")
-        parser.close()
-        text = "".join(parser.parts)
-    else:  # no tag and no entity: the parser would hand back the text, its spaces collapsed
-        text = re.sub(r"\s+", " ", html or "")
+    html = html or ""
+    if "<" not in html and "&" not in html:
+        # No tag and no entity: the parser would hand back the text with its whitespace runs
+        # collapsed to one space, so no line is left to strip (str.split and re's \s agree on
+        # what whitespace is).
+        return " ".join(html.split())
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts)
     lines = [line.strip() for line in text.split("\n")]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
@@ -141,13 +145,16 @@ def make_message_id(idempotency_key: str, from_address: str | None) -> str:
         if _ID_LEFT.match(idempotency_key or "")
         else (hashlib.sha256((idempotency_key or "").encode()).hexdigest()[:40])
     )
-    domain = "dripdrop.local"
-    if from_address:
-        addr = parseaddr(from_address)[1]
-        candidate = addr.rpartition("@")[2].lower() if "@" in addr else ""
-        if _DOMAIN.match(candidate):
-            domain = candidate
+    domain = _sender_domain(from_address) if from_address else "dripdrop.local"
     return f"<{left}@{domain}>"
+
+
+@functools.lru_cache(maxsize=1024)
+def _sender_domain(from_address: str) -> str:
+    # An adapter sends from the same address all day: parse it once.
+    addr = parseaddr(from_address)[1]
+    candidate = addr.rpartition("@")[2].lower() if "@" in addr else ""
+    return candidate if _DOMAIN.match(candidate) else "dripdrop.local"
 
 
 def unsubscribe_headers(url: str | None, mailto: str | None = None) -> dict[str, str]:

@@ -53,10 +53,22 @@ def check_domain(credentials: dict[str, Any], config: dict[str, Any]) -> dict[st
 
 def sending_domain(credentials: MailgunCredentials, config: MailgunConfig) -> str:
     """The domain to send from; PermanentError for an adapter stored without a usable one."""
+    # Parsed credentials and config are cached per adapter (channels.http.load): so is this.
+    key = (id(credentials), id(config))
+    hit = _domains.get(key)
+    if hit is not None and hit[0] is credentials and hit[1] is config:
+        return hit[2]
     problems = check_domain(credentials.model_dump(), config.model_dump())
     if problems:
         raise PermanentError(f"mailgun adapter: config.domain {problems['config.domain'][0]}")
-    return config.domain or credentials.domain  # type: ignore[return-value]
+    domain: str = config.domain or credentials.domain  # type: ignore[assignment]
+    if len(_domains) >= 512:
+        _domains.clear()
+    _domains[key] = (credentials, config, domain)
+    return domain
+
+
+_domains: dict[tuple[int, int], tuple[Any, Any, str]] = {}
 
 
 def _detail(body: Any) -> str | None:
