@@ -26,7 +26,8 @@ per-run ratios, ours against a baseline measured in the same run on the same dat
     one-step sequence, for a signed webhook and for Mailgun's API, beside bare httpx2 and bare
     aiohttp clients (the ``bench`` extra) posting the same requests to the same sink, at most C
     at a time, for C = 10 and 100. DripDrop runs its loops on uvloop (a dependency), so bare
-    aiohttp runs twice, on asyncio's loop and on uvloop; "fastest bare" is the best of them. Same requests: same body and headers, including the
+    aiohttp runs twice, on asyncio's loop and on uvloop; "fastest bare" is the best of them.
+    Same requests: same body and headers, including the
     User-Agent/Accept ones DripDrop's HTTP client sent, byte counts checked at the sink. Prints
     exec/s, the client process's CPU per delivery, the sink's own CPU (its ceiling) and
     DripDrop / fastest bare.

@@ -32,12 +32,14 @@ COLUMNS = """
 """
 ROWS = """
 INSERT INTO {t} SELECT
-    CAST(lpad(to_hex(m.ms + g), 12, '0') || '7000' || '8' || lpad(to_hex(m.n * 1000000 + g), 15, '0')
+    CAST(lpad(to_hex(m.ms + g), 12, '0') || '7000' || '8'
+         || lpad(to_hex(m.n * 1000000 + g), 15, '0')
          AS uuid),
     gen_random_uuid(),
     CASE WHEN g %% 100 = 0 THEN 'scheduled' ELSE 'sent' END, false,
     CASE WHEN g %% 100 = 0 THEN now() - interval '1 hour' * (g %% 48)
-         WHEN g %% 100 = 1 THEN now() + interval '90 days' ELSE to_timestamp((m.ms + g) / 1000.0) END,
+         WHEN g %% 100 = 1 THEN now() + interval '90 days'
+         ELSE to_timestamp((m.ms + g) / 1000.0) END,
     NULL, NULL, to_timestamp((m.ms + g) / 1000.0), 'user' || g || '@example.com',
     '{{"subject": "Welcome", "body": "Hello there"}}'
 FROM months AS m, generate_series(1, %(per)s) AS g

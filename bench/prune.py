@@ -53,7 +53,8 @@ INSERT INTO {s}.step_executions (id, enrollment_id, step_id, state, scheduled_fo
 SELECT CAST(lpad(to_hex(:base_ms + g / 50), 12, '0') || '7000' || '8' || lpad(to_hex(g), 15, '0')
             AS uuid),
        e.id, :step, 'sent', t.ts, t.ts, 0, 'email', 'user' || g || '@example.com',
-       '{{"subject": "Welcome", "body": "Hello there"}}', '{{"provider": "memory", "status": "sent"}}',
+       '{{"subject": "Welcome", "body": "Hello there"}}',
+       '{{"provider": "memory", "status": "sent"}}',
        g::text, false, t.ts, t.ts
 FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS g
 JOIN bench_enrollments AS e ON e.n = g % 1000
@@ -121,9 +122,11 @@ def build(dd: DripDrop, rows: int) -> tuple[Any, Any]:
         )
         c.execute(
             text(
-                f"INSERT INTO {s}.enrollments (id, sequence_id, sequence_version_id, subscriber_type, "
+                f"INSERT INTO {s}.enrollments (id, sequence_id, sequence_version_id, "
+                f"subscriber_type, "
                 f"subscriber_id, state, started_at, completed_at) "
-                f"SELECT id, :seq, :version, 'Old', n::text, 'completed', now() - interval '400 days', "
+                f"SELECT id, :seq, :version, 'Old', n::text, 'completed', "
+                f"now() - interval '400 days', "
                 f"now() - interval '399 days' FROM bench_enrollments"
             ),
             {"seq": seq.id, "version": version.id},
@@ -148,7 +151,8 @@ def build(dd: DripDrop, rows: int) -> tuple[Any, Any]:
         c.execute(text("DROP TABLE bench_enrollments"))
         probe = c.execute(
             text(
-                f"INSERT INTO {s}.enrollments (id, sequence_id, sequence_version_id, subscriber_type, "
+                f"INSERT INTO {s}.enrollments (id, sequence_id, sequence_version_id, "
+                f"subscriber_type, "
                 f"subscriber_id, state, started_at) VALUES (gen_random_uuid(), :seq, :version, "
                 f"'Probe', 'p', 'paused', now()) RETURNING id"
             ),
@@ -217,7 +221,10 @@ def drain_rate(dd: DripDrop, n: int, round_no: int, phase: str) -> float:
     dd.enroll_many(
         "bench",
         (
-            {"subscriber": {"type": f"{phase}{round_no}{RUN}", "id": i}, "data": {"email": f"u{i}@x.io"}}
+            {
+                "subscriber": {"type": f"{phase}{round_no}{RUN}", "id": i},
+                "data": {"email": f"u{i}@x.io"},
+            }
             for i in range(n)
         ),
     )
@@ -230,7 +237,7 @@ def drain_rate(dd: DripDrop, n: int, round_no: int, phase: str) -> float:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -320,17 +327,21 @@ def main() -> None:
         print()
         print(f"rows of history: {args.rows:,}")
         print(
-            f"claim p50 ms  idle {pct(idle['claims'], 50):.2f}  pruning {pct(busy['claims'], 50):.2f}"
+            f"claim p50 ms  idle {pct(idle['claims'], 50):.2f}  "
+            f"pruning {pct(busy['claims'], 50):.2f}"
         )
         print(
-            f"claim p99 ms  idle {p99_idle:.2f}  pruning {p99_busy:.2f}  ratio {p99_busy / p99_idle:.2f} (goal <= 1.5)"
+            f"claim p99 ms  idle {p99_idle:.2f}  pruning {p99_busy:.2f}  "
+            f"ratio {p99_busy / p99_idle:.2f} (goal <= 1.5)"
         )
         print(
-            f"drain exec/s  idle {rate_idle:,.0f}  pruning {rate_busy:,.0f}  ratio {rate_busy / rate_idle:.2f} (goal >= 0.90)"
+            f"drain exec/s  idle {rate_idle:,.0f}  pruning {rate_busy:,.0f}  "
+            f"ratio {rate_busy / rate_idle:.2f} (goal >= 0.90)"
         )
         print(
             f"control: a process that only burns CPU {BURN_MS:g} ms at a time, resting "
-            f"{args.rest_factor:g}x as long (no database): claim p99 {pct(burner['claims'], 99):.2f} "
+            f"{args.rest_factor:g}x as long (no database): "
+            f"claim p99 {pct(burner['claims'], 99):.2f} "
             f"ms, ratio {pct(burner['claims'], 99) / p99_idle:.2f}; drain ratio "
             f"{statistics.median(burner['rates']) / rate_idle:.2f}"
         )
