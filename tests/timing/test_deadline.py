@@ -51,12 +51,19 @@ def test_a_bound_left_in_time_changes_nothing_and_leaves_no_entry(kind: str) -> 
 
 
 @pytest.mark.parametrize("kind", LOOPS)
-def test_nested_bounds_the_inner_one_expires_first(kind: str) -> None:
+@pytest.mark.parametrize(
+    ("outer", "inner", "expected"),
+    [(5, 0.02, "inner"), (0.03, 5, "outer")],
+    ids=["the inner one expires first", "an outer one shorter than the inner one wins"],
+)
+def test_of_nested_bounds_the_shorter_expires(
+    kind: str, outer: float, inner: float, expected: str
+) -> None:
     async def main() -> str:
         try:
-            async with deadline(5):
+            async with deadline(outer):
                 try:
-                    async with deadline(0.02):
+                    async with deadline(inner):
                         await asyncio.sleep(5)
                 except TimeoutError:
                     return "inner"
@@ -64,20 +71,7 @@ def test_nested_bounds_the_inner_one_expires_first(kind: str) -> None:
             return "outer"
         return "none"
 
-    assert run(kind, main) == "inner"
-
-
-@pytest.mark.parametrize("kind", LOOPS)
-def test_an_outer_bound_shorter_than_the_inner_one_wins(kind: str) -> None:
-    async def main() -> str:
-        try:
-            async with deadline(0.03), deadline(5):
-                await asyncio.sleep(5)
-        except TimeoutError:
-            return "outer"
-        return "none"
-
-    assert run(kind, main) == "outer"
+    assert run(kind, main) == expected
 
 
 @pytest.mark.parametrize("kind", LOOPS)

@@ -109,5 +109,91 @@ def test_the_lookahead_skips_executions_whose_recipient_only_rendering_tells() -
     direct = Direct()
     jobs = make_jobs(4, direct)
     jobs[2].recipient_key = fence_module.PENDING
-    found = fence_module.upcoming([jobs[0]], {jobs[0].execution.id_text: None})
+    found = fence_module.upcoming(jobs[0], {jobs[0].execution.id_text})
     assert found == [jobs[1], jobs[3]]
+
+
+# -- pauses racing a real drain ---------------------------------------------------------------
+
+SENT_AT: dict[str, float] = {}  # enrollment id -> monotonic time its request reached the provider
+
+
+class _Clocked:
+    """A network provider (fenced, not in-process) that notes when each request arrives."""
+
+    async def send(self, message: Any, adapter: Any, ctx: Any) -> Any:
+        from dripdrop.channels import DeliveryResult
+
+        SENT_AT[message.metadata["enrollment_id"]] = time.monotonic()
+        await asyncio.sleep(0.02)
+        return DeliveryResult(status="sent")
+
+
+def _register_clocked() -> None:
+    from dripdrop.channels import Fields, ProviderSpec, register
+
+    register(ProviderSpec("email", "clocked_test", Fields, Fields, _Clocked))
+
+
+def test_pauses_racing_a_drain_stop_every_request_confirmed_before_them(dd) -> None:
+    """A drain at concurrency 10 (the lookahead confirms executions up to 16 ahead) while
+    another thread pauses a third of the enrollments one by one. A request may reach the
+    provider after its enrollment's pause committed only on a confirmation asked before the
+    commit and at most FENCE_FRESH old: so never later than FENCE_FRESH after the commit
+    returned. Every other enrollment gets its message once; a paused one that did not is
+    held, and sent once resumed."""
+    import random
+    import threading
+
+    from worker_support import one_step_sequence
+
+    from dripdrop.errors import ValidationError
+    from dripdrop.worker.slots import FENCE_FRESH
+
+    _register_clocked()
+    SENT_AT.clear()
+    one_step_sequence(dd, provider="clocked_test")
+    enrollments = [
+        dd.enroll("s", {"type": "User", "id": i}, data={"email": f"u{i}@x.io"}) for i in range(300)
+    ]
+    # From the later ones (claims go in order), so that most pauses come before their turn.
+    targets = sorted(random.Random(7).sample(enrollments[50:], 100), key=lambda e: str(e.id))
+    paused_at: dict[str, float] = {}
+    started = threading.Event()
+
+    def pauser() -> None:
+        started.wait(10)
+        for e in targets:
+            try:
+                dd.pause_enrollment(e.id)
+            except ValidationError:  # completed already: its message went out before
+                continue
+            paused_at[str(e.id)] = time.monotonic()  # after the commit returned
+
+    thread = threading.Thread(target=pauser)
+    thread.start()
+    original = _Clocked.send
+
+    async def first_send_starts_the_pauser(self: Any, message: Any, adapter: Any, ctx: Any) -> Any:
+        started.set()
+        return await original(self, message, adapter, ctx)
+
+    _Clocked.send = first_send_starts_the_pauser  # type: ignore[method-assign]
+    try:
+        summary = dd.run_due(concurrency=10)
+    finally:
+        _Clocked.send = original  # type: ignore[method-assign]
+        thread.join(30)
+    late = {
+        k: round((SENT_AT[k] - at) * 1000, 1)
+        for k, at in paused_at.items()
+        if k in SENT_AT and SENT_AT[k] > at + FENCE_FRESH
+    }
+    assert not late, f"sent this many ms after the pause committed: {late}"
+    held = [k for k in paused_at if k not in SENT_AT]
+    assert len(held) >= 10, "too few pauses came in time to stop a request: no race was run"
+    assert summary.sent == len(SENT_AT) == 300 - len(held)
+    for k in held:
+        dd.resume_enrollment(uuid.UUID(k))
+    assert dd.run_due(concurrency=10).sent == len(held)
+    assert len(SENT_AT) == 300

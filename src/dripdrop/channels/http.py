@@ -21,6 +21,7 @@ from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
 from dripdrop.channels.base import DeliveryContext, Fields
+from dripdrop.channels.memo import PerObject
 from dripdrop.channels.secrets import Secrets
 from dripdrop.errors import (
     ConfigurationError,
@@ -62,15 +63,12 @@ def load(model: type[F], data: dict[str, Any] | None, where: str) -> F:
     No stored credentials at all (NULL or ``{}``, e.g. written by hand in SQL) is said so: the
     delivery fails before any request, never goes out unauthenticated.
     """
-    # An adapter's dicts live as long as the worker's definition cache (seconds) and are read
-    # for every delivery: parse each once. The dict itself is kept in the entry, so its id()
-    # cannot be reused by another dict while the entry exists.
-    key = (model, id(data))
-    hit = _parsed.get(key)
-    if hit is not None and hit[0] is data:
-        return hit[1]  # type: ignore[return-value]
+    return _parsed.get((data,), lambda: _validate(model, data, where), model)
+
+
+def _validate(model: type[F], data: dict[str, Any] | None, where: str) -> F:
     try:
-        parsed = model.model_validate(data or {})
+        return model.model_validate(data or {})
     except PydanticValidationError as exc:
         names = ", ".join(".".join(str(p) for p in e["loc"]) or where for e in exc.errors())
         if not data and where == "credentials":
@@ -79,14 +77,9 @@ def load(model: type[F], data: dict[str, Any] | None, where: str) -> F:
                 "store them again)"
             ) from None
         raise PermanentError(f"adapter {where} invalid or missing: {names}") from None
-    if len(_parsed) >= _PARSED_MAX:
-        _parsed.clear()
-    _parsed[key] = (data, parsed)
-    return parsed
 
 
-_PARSED_MAX = 512
-_parsed: dict[tuple[type, int], tuple[Any, Any]] = {}
+_parsed = PerObject()  # each adapter dict is parsed once
 
 
 def url_join(base_url: str, path: str) -> str:

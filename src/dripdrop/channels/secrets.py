@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
+from dripdrop.channels.memo import PerObject
 from dripdrop.errors import DeliveryError, PermanentError, TransientError
 
 __all__ = ["REDACTED", "Secrets"]
@@ -104,8 +105,7 @@ def _secret_values(adapter: Any, credentials: Mapping[str, Any]) -> list[Any]:
     return [credentials[name] for name in names]
 
 
-_OF_CACHE_MAX = 512
-_of_cache: dict[tuple[int, str, str], tuple[Any, frozenset[str]]] = {}
+_forms_by_adapter = PerObject()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -134,17 +134,15 @@ class Secrets:
         """The secret credentials of ``adapter`` (an AdapterInfo): the fields its provider marks
         secret, or every credential when the provider is unknown or marks none."""
         credentials = getattr(adapter, "credentials", None) or {}
-        # Every delivery of an adapter builds one: its forms are worked out once per
-        # credentials dict (the entry holds the dict, so its id() cannot be reused meanwhile).
-        key = (id(credentials), adapter.channel, adapter.provider)
-        hit = _of_cache.get(key)
-        if hit is None or hit[0] is not credentials:
-            base = cls(_secret_values(adapter, credentials))
-            if len(_of_cache) >= _OF_CACHE_MAX:
-                _of_cache.clear()
-            hit = _of_cache[key] = (credentials, frozenset(base._forms))
+        # Every delivery of an adapter builds one: its forms are worked out once per dict.
+        forms = _forms_by_adapter.get(
+            (credentials,),
+            lambda: frozenset(cls(_secret_values(adapter, credentials))._forms),
+            adapter.channel,
+            adapter.provider,
+        )
         made = cls()
-        made._forms = set(hit[1])
+        made._forms = set(forms)
         return made
 
     def add(self, value: Any) -> None:

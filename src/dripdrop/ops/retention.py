@@ -264,8 +264,8 @@ def _prune_table(
             metrics.record_pruned(rt.schema, target.table, row.n)
         if progress is not None:
             progress(target.table, total)
-        if pause and row.n and not dry_run:
-            time.sleep(max(pause, REST_FACTOR * (time.monotonic() - began)))
+        if row.n and not dry_run:
+            _rest(pause, began)
     return total
 
 
@@ -299,9 +299,15 @@ def _prune_keys(
             progress("idempotency_keys", total)
         if n < batch_size:
             break
-        if pause:
-            time.sleep(max(pause, REST_FACTOR * (time.monotonic() - began)))
+        _rest(pause, began)
     return total
+
+
+def _rest(pause: float, began: float) -> None:
+    """After a batch that began at ``began`` (monotonic): REST_FACTOR times its time, at least
+    ``pause`` (0: no rest at all)."""
+    if pause:
+        time.sleep(max(pause, REST_FACTOR * (time.monotonic() - began)))
 
 
 def _exists(conn: Connection, schema: str, table: str) -> bool:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Container
 from typing import Any
 
 from dripdrop.engine import suppression
@@ -68,7 +69,7 @@ class Fence:
             while self._waiting:
                 batch, self._waiting = self._waiting, {}
                 jobs = [job for job, _ in batch.values()]
-                ahead = upcoming(jobs, batch)
+                ahead = upcoming(jobs[-1], batch)
                 asked_at = time.monotonic()
                 try:
                     tokens, reasons = await self._confirm(jobs + ahead)
@@ -119,13 +120,13 @@ class Fence:
             await self.direct.aclose()
 
 
-def upcoming(jobs: list[Job], waiting: dict[str, Any]) -> list[Job]:
-    """Up to LOOKAHEAD executions that follow the waiting ones in their batches and have not
-    reached the fence: confirmed by the same query, they find their answer ready (if it is
-    still fresh) instead of a query of their own. Not those whose recipient only rendering
-    tells (their suppression could not be checked yet)."""
+def upcoming(last: Job, waiting: Container[str]) -> list[Job]:
+    """Up to LOOKAHEAD executions that follow ``last`` (the latest to reach the fence: the
+    furthest along its batch, as a rule) in its batch, are not ``waiting`` and have not reached
+    the fence: confirmed by the same query, they find their answer ready (if it is still fresh)
+    instead of a query of their own. Not those whose recipient only rendering tells (their
+    suppression could not be checked yet)."""
     found: list[Job] = []
-    last = jobs[-1]  # the latest to arrive: the furthest along its batch, as a rule
     if last.batch is None:
         return found
     for job in last.batch[last.position + 1 : last.position + 1 + 2 * LOOKAHEAD]:

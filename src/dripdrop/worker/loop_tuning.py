@@ -32,6 +32,8 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from dripdrop.errors import ConfigurationError
+
 T = TypeVar("T")
 
 RELAXED = (10_000, 20, 100)
@@ -69,24 +71,20 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     ``DRIPDROP_EVENT_LOOP=asyncio`` asks for the standard one."""
     choice = os.environ.get("DRIPDROP_EVENT_LOOP", "").strip().lower()
     if choice not in ("", "uvloop", "asyncio"):
-        from dripdrop.errors import ConfigurationError
-
         raise ConfigurationError(
             f"DRIPDROP_EVENT_LOOP must be 'uvloop' or 'asyncio', not {choice!r}"
         )
-    if choice != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                from dripdrop.errors import ConfigurationError
-
-                raise ConfigurationError(
-                    "DRIPDROP_EVENT_LOOP=uvloop, but uvloop is not installed"
-                ) from None
-        else:
-            return uvloop.new_event_loop  # type: ignore[no-any-return]
-    return asyncio.new_event_loop
+    if choice == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigurationError(
+                "DRIPDROP_EVENT_LOOP=uvloop, but uvloop is not installed"
+            ) from None
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -18,6 +18,7 @@ from dripdrop.channels.base import (
     ProviderSpec,
 )
 from dripdrop.channels.http import Secrets, basic_auth, error_for, load, parse_body, send, url_join
+from dripdrop.channels.memo import PerObject
 from dripdrop.channels.providers._email import EmailConfig, build_email
 from dripdrop.channels.registry import register
 from dripdrop.errors import PermanentError
@@ -53,22 +54,18 @@ def check_domain(credentials: dict[str, Any], config: dict[str, Any]) -> dict[st
 
 def sending_domain(credentials: MailgunCredentials, config: MailgunConfig) -> str:
     """The domain to send from; PermanentError for an adapter stored without a usable one."""
-    # Parsed credentials and config are cached per adapter (channels.http.load): so is this.
-    key = (id(credentials), id(config))
-    hit = _domains.get(key)
-    if hit is not None and hit[0] is credentials and hit[1] is config:
-        return hit[2]
+    # Parsed credentials and config are kept per adapter (channels.http.load): so is this.
+    return _domains.get((credentials, config), lambda: _checked_domain(credentials, config))
+
+
+def _checked_domain(credentials: MailgunCredentials, config: MailgunConfig) -> str:
     problems = check_domain(credentials.model_dump(), config.model_dump())
     if problems:
         raise PermanentError(f"mailgun adapter: config.domain {problems['config.domain'][0]}")
-    domain: str = config.domain or credentials.domain  # type: ignore[assignment]
-    if len(_domains) >= 512:
-        _domains.clear()
-    _domains[key] = (credentials, config, domain)
-    return domain
+    return config.domain or credentials.domain  # type: ignore[return-value]
 
 
-_domains: dict[tuple[int, int], tuple[Any, Any, str]] = {}
+_domains = PerObject()
 
 
 def _detail(body: Any) -> str | None:
