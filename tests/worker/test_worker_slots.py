@@ -160,3 +160,17 @@ def test_the_fence_falls_back_to_the_workers_connections_when_its_own_fails(
         assert dd.run_due(concurrency=2).sent == 5
     assert "fence connection failed" in caplog.text
     assert sorted(SENT) == sorted(str(e.id) for e in enrollments)
+
+
+def test_a_request_cut_off_by_the_execution_timeout_gives_its_slot_back(dd) -> None:
+    """Concurrency 1: the first request hangs at the provider until the execution's time bound
+    cancels it (retried later). The only sending slot must come back with the cancellation:
+    the executions that start preparing after it are sent in the same drain. (The second one's
+    bound started with the first's, so it may time out waiting; without the slot coming back
+    every one would.)"""
+    dd.runtime.execution_timeout = 0.5
+    one_step_sequence(dd, provider="gated_test")  # holds its first request until RELEASE
+    _enroll(dd, 4)
+    summary = dd.run_due(concurrency=1)
+    assert summary.sent >= 2 and summary.sent + summary.retried == 4, summary
+    assert len(SENT) == summary.sent
