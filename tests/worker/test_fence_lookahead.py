@@ -113,6 +113,16 @@ def test_the_lookahead_skips_executions_whose_recipient_only_rendering_tells() -
     assert found == [jobs[1], jobs[3]]
 
 
+def test_an_answer_taken_ahead_half_way_to_stale_is_taken_again_a_fresh_one_is_not() -> None:
+    direct = Direct()
+    jobs = make_jobs(4, direct)
+    now = time.monotonic()
+    jobs[1].ahead = (now, jobs[1].token, None, None)  # fresh: it stays as it is
+    jobs[2].ahead = (now - AHEAD_FRESH * 0.6, jobs[2].token, None, None)  # would expire soon
+    found = fence_module.upcoming(jobs[0], {jobs[0].execution.id_text})
+    assert found == [jobs[2], jobs[3]]
+
+
 # -- pauses racing a real drain ---------------------------------------------------------------
 
 SENT_AT: dict[str, float] = {}  # enrollment id -> monotonic time its request reached the provider
@@ -136,7 +146,7 @@ def _register_clocked() -> None:
 
 
 def test_pauses_racing_a_drain_stop_every_request_confirmed_before_them(dd) -> None:
-    """A drain at concurrency 10 (the lookahead confirms executions up to 16 ahead) while
+    """A drain at concurrency 10 (the lookahead confirms executions up to 32 ahead) while
     another thread pauses a third of the enrollments one by one. A request may reach the
     provider after its enrollment's pause committed only on a confirmation asked before the
     commit and at most FENCE_FRESH old: so never later than FENCE_FRESH after the commit

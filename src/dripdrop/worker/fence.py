@@ -33,7 +33,7 @@ DIRECT_RETRY_SECONDS = 30.0
 #: how old such an answer may be when its execution reaches the fence (half of FENCE_FRESH,
 #: the most a confirmation may age before its request goes out: the rest is for the wait for
 #: a sending slot).
-LOOKAHEAD = 16
+LOOKAHEAD = 32
 AHEAD_FRESH = FENCE_FRESH / 2
 
 
@@ -129,11 +129,14 @@ def upcoming(last: Job, waiting: Container[str]) -> list[Job]:
     found: list[Job] = []
     if last.batch is None:
         return found
+    # An answer taken ahead that is half-way to stale is taken again: left alone, it would
+    # expire on the way and its execution would need a query of its own.
+    renew_before = time.monotonic() - AHEAD_FRESH / 2
     for job in last.batch[last.position + 1 : last.position + 1 + 2 * LOOKAHEAD]:
         id_text = job.execution.id_text
         if (
             job.confirmed_at is None
-            and job.ahead is None
+            and (job.ahead is None or job.ahead[0] < renew_before)
             and job.recipient_key is not PENDING
             and id_text not in waiting
         ):
