@@ -22,7 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from dripdrop.channels.base import DeliveryContext, Fields
 from dripdrop.channels.memo import PerObject
-from dripdrop.channels.secrets import Secrets
+from dripdrop.channels.secrets import AUTH_HEADERS, Secrets
 from dripdrop.errors import (
     ConfigurationError,
     DeliveryError,
@@ -30,6 +30,7 @@ from dripdrop.errors import (
     PermanentError,
     TransientError,
 )
+from dripdrop.net.client import GuardedClient, guarded_request
 from dripdrop.net.policy import MAX_TIMEOUT_MS
 from dripdrop.net.wire import WireResponse
 
@@ -225,12 +226,11 @@ async def send(
     if client is None:
         raise ConfigurationError("the delivery context has no HTTP client (ctx.http)")
     for name, value in (kwargs.get("headers") or {}).items():
-        secrets.add_header(name, value)
+        if str(name).lower() in AUTH_HEADERS:  # (add_header's own test, without the call)
+            secrets.add(str(value))
     timeout = _timeout(timeout_ms)
     if timeout is not None:
         kwargs["timeout"] = timeout
-    from dripdrop.net import GuardedClient, guarded_request
-
     try:
         if isinstance(client, GuardedClient):
             # The worker's client: re-vetted redirects, capped body, overall deadline.

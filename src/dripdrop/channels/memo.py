@@ -25,7 +25,9 @@ class PerObject:
     def get(self, objects: tuple[Any, ...], make: Callable[[], T], *extra: Hashable) -> T:
         key = (*map(id, objects), *extra)
         hit = self._entries.get(key)
-        if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
+        if hit is not None:
+            # The entry holds its objects alive, so no other object can have their ids: a key
+            # found is for these very objects.
             return hit[1]  # type: ignore[no-any-return]
         value = make()
         if len(self._entries) >= self._maxsize:

@@ -82,11 +82,12 @@ def capped_json(value: Any) -> Any:
 
 def _fits(row: dict[str, Any], data: bytes) -> bool:
     # The escape may be a false alarm (an escaped backslash before "u0000"): that row is only
-    # cleaned for nothing.
-    return (
-        len(data) <= MAX_JSON
-        and b"\\u0000" not in data
-        and all(len(v) <= MAX_TEXT for v in row.values() if isinstance(v, str))
+    # cleaned for nothing. A text's JSON takes at least a byte per character, so a row whose
+    # JSON is at most MAX_TEXT bytes (the common row) holds no text longer than that.
+    if len(data) > MAX_JSON or b"\\u0000" in data:
+        return False
+    return len(data) <= MAX_TEXT or all(
+        len(v) <= MAX_TEXT for v in row.values() if isinstance(v, str)
     )
 
 
