@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from dripdrop.worker import fence as fence_module
-from dripdrop.worker.fence import AHEAD_FRESH, LOOKAHEAD, Fence
+from dripdrop.worker.fence import AHEAD_FRESH, LOOKAHEAD, Ahead, Fence
 
 
 class Direct:
@@ -117,8 +117,8 @@ def test_an_answer_taken_ahead_half_way_to_stale_is_taken_again_a_fresh_one_is_n
     direct = Direct()
     jobs = make_jobs(4, direct)
     now = time.monotonic()
-    jobs[1].ahead = (now, jobs[1].token, None, None)  # fresh: it stays as it is
-    jobs[2].ahead = (now - AHEAD_FRESH * 0.6, jobs[2].token, None, None)  # would expire soon
+    jobs[1].ahead = Ahead(now, jobs[1].token, None, None)  # fresh: it stays as it is
+    jobs[2].ahead = Ahead(now - AHEAD_FRESH * 0.6, jobs[2].token, None, None)  # expires soon
     found = fence_module.upcoming(jobs[0], {jobs[0].execution.id_text})
     assert found == [jobs[2], jobs[3]]
 

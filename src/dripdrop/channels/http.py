@@ -22,7 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from dripdrop.channels.base import DeliveryContext, Fields
 from dripdrop.channels.memo import PerObject
-from dripdrop.channels.secrets import AUTH_HEADERS, Secrets
+from dripdrop.channels.secrets import Secrets
 from dripdrop.errors import (
     ConfigurationError,
     DeliveryError,
@@ -226,8 +226,7 @@ async def send(
     if client is None:
         raise ConfigurationError("the delivery context has no HTTP client (ctx.http)")
     for name, value in (kwargs.get("headers") or {}).items():
-        if str(name).lower() in AUTH_HEADERS:  # (add_header's own test, without the call)
-            secrets.add(str(value))
+        secrets.add_header(name, value)
     timeout = _timeout(timeout_ms)
     if timeout is not None:
         kwargs["timeout"] = timeout

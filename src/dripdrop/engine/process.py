@@ -57,8 +57,8 @@ class Job:
     ticket: Any = None
     # The fence (worker/fence.py): the executions of its batch that wait for the network, in
     # order, and this one's place among them (so a fence query can confirm the next ones too);
-    # a confirmation taken ahead (asked at, token found, suppression reason, recipient key);
-    # and when the confirmation this delivery goes out on was asked (monotonic).
+    # a confirmation taken ahead (fence.Ahead); and when the confirmation this delivery goes
+    # out on was asked (monotonic).
     batch: list[Job] | None = None
     position: int = 0
     ahead: Any = None
@@ -422,7 +422,7 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
                 deferred, go_at = await _reserve_rate_limits(job, services, limits, adapter_id)
                 if deferred is not None:
                     return deferred
-            stopped, sending = await _fence_and_slot(job, services, fence)
+            stopped = await _fence_and_slot(job, services, fence)
             if stopped is not None:
                 return stopped
             try:
@@ -442,7 +442,7 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
                 result = await deliver(message, adapter, services.delivery_context)
                 delivery_ms = round((time.perf_counter() - started) * 1000)
             finally:
-                if sending:
+                if job.ticket is not None:  # it holds a sending slot: _fence_and_slot took one
                     job.ticket.stop_sending()
         response = {
             "provider": adapter.provider,
@@ -479,20 +479,20 @@ async def _run_step(job: Job, services: Any, now: datetime, *, fence: bool = Fal
         )
 
 
-async def _fence_and_slot(job: Job, services: Any, fence: bool) -> tuple[Outcome | None, bool]:
+async def _fence_and_slot(job: Job, services: Any, fence: bool) -> Outcome | None:
     """The fence, then the request's sending slot when a drain bounds them (worker/slots.py).
-    Returns the outcome to record instead of sending (None: send), and whether a sending slot
-    is now held (the caller gives it back with ``ticket.stop_sending()`` in a ``finally``). A
-    confirmation that went stale while the slot was awaited is made again."""
+    Returns the outcome to record instead of sending; None: send, and then a job with a
+    ticket holds a sending slot (the caller gives it back with ``ticket.stop_sending()`` in a
+    ``finally``). A confirmation that went stale while the slot was awaited is made again."""
     confirmed = None
     if fence and services.fence is not None:
         verdict = await services.fence.check(job)
         if verdict is not None:
-            return verdict, False
+            return verdict
         confirmed = job.confirmed_at
     ticket = job.ticket
     if ticket is None:
-        return None, False
+        return None
     await ticket.start_sending()
     if confirmed is not None and ticket.stale(confirmed):
         try:
@@ -502,8 +502,8 @@ async def _fence_and_slot(job: Job, services: Any, fence: bool) -> tuple[Outcome
             raise
         if verdict is not None:
             ticket.stop_sending()
-            return verdict, False
-    return None, True
+            return verdict
+    return None
 
 
 def _suppressed(job: Job, now: datetime, reason: str, recipient: str | None) -> Outcome:

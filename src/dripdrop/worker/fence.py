@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Container
-from typing import Any
+from typing import Any, NamedTuple
 
 from dripdrop.engine import suppression
 from dripdrop.engine.process import Job, Outcome, _suppressed, held_outcome, released_outcome
@@ -37,6 +37,16 @@ LOOKAHEAD = 32
 AHEAD_FRESH = FENCE_FRESH / 2
 
 
+class Ahead(NamedTuple):
+    """An answer taken ahead for an execution (``Job.ahead``): when its query was asked
+    (monotonic), the lease token it found, the suppression reason, the recipient it checked."""
+
+    asked_at: float
+    token: Any
+    reason: str | None
+    key: str | None
+
+
 class Fence:
     def __init__(self, db: Any, direct: DirectConnection | None = None) -> None:
         self.db = db
@@ -51,12 +61,14 @@ class Fence:
         nothing), skipped (the recipient was suppressed since the claim), or released when the
         database could not say. ``job.confirmed_at`` says when the answer was asked."""
         ahead, job.ahead = job.ahead, None
-        if ahead is not None:
-            asked_at, token, reason, key = ahead
-            # Taken with an earlier query, for this recipient, recently enough: that answer.
-            if time.monotonic() - asked_at <= AHEAD_FRESH and key == job.recipient_key:
-                job.confirmed_at = asked_at
-                return self._verdict(job, token, reason)
+        # Taken with an earlier query, for this recipient, recently enough: that answer.
+        if (
+            ahead is not None
+            and time.monotonic() - ahead.asked_at <= AHEAD_FRESH
+            and ahead.key == job.recipient_key
+        ):
+            job.confirmed_at = ahead.asked_at
+            return self._verdict(job, ahead.token, ahead.reason)
         future: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
         self._waiting[job.execution.id_text] = (job, future)
         if self._flushing is None:
@@ -85,11 +97,8 @@ class Fence:
                         job.confirmed_at = asked_at
                         future.set_result(self._verdict(job, tokens.get(id_text), reason))
                 for job, reason in zip(ahead, reasons[len(jobs) :], strict=True):
-                    job.ahead = (
-                        asked_at,
-                        tokens.get(job.execution.id_text),
-                        reason,
-                        job.recipient_key,
+                    job.ahead = Ahead(
+                        asked_at, tokens.get(job.execution.id_text), reason, job.recipient_key
                     )
         finally:
             self._flushing = None
@@ -136,7 +145,7 @@ def upcoming(last: Job, waiting: Container[str]) -> list[Job]:
         id_text = job.execution.id_text
         if (
             job.confirmed_at is None
-            and (job.ahead is None or job.ahead[0] < renew_before)
+            and (job.ahead is None or job.ahead.asked_at < renew_before)
             and job.recipient_key is not PENDING
             and id_text not in waiting
         ):
