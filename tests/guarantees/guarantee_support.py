@@ -34,6 +34,8 @@ class PoisonProvider:
         kind = message.fields.get("subject", "")
         if kind == "fail":
             raise PermanentError("rejected \x00 \udc80")
+        if kind == "long":  # an error text longer than a row keeps: 5,000 two-byte characters
+            raise PermanentError("é" * 5000)
         await _keep(message, adapter, ctx)
         answers = {
             "nul": {"text": "a\x00b", "k\x00": 1},
