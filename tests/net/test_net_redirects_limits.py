@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 import time
 from collections.abc import Iterator
 
@@ -131,13 +132,14 @@ async def test_response_at_the_cap_is_fine(server4: HTTPServer) -> None:
     assert response.content == b"y" * 10_000
 
 
-def _slow(_req: Request) -> Response:
-    time.sleep(1.5)
-    return Response("late")
-
-
 async def test_timeout_is_transient(server4: HTTPServer) -> None:
-    server4.expect_request("/slow").respond_with_handler(_slow)
+    released = threading.Event()
+
+    def slow(_req: Request) -> Response:
+        released.wait(1.5)
+        return Response("late")
+
+    server4.expect_request("/slow").respond_with_handler(slow)
     policy = OutboundPolicy(allowlist=("127.0.0.1/32",), timeout=0.3)
     started = time.monotonic()
     async with create_http_client(policy) as c:
@@ -146,6 +148,12 @@ async def test_timeout_is_transient(server4: HTTPServer) -> None:
     assert time.monotonic() - started < 1.2
     error = classify_http_error(caught.value)
     assert isinstance(error, TransientError) and "timed out" in str(error)
+    # The server is shared by the module's tests: let the abandoned request finish here,
+    # not in the middle of the next test's request log.
+    released.set()
+    deadline = time.monotonic() + 2
+    while not server4.log and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 async def test_total_deadline_stops_a_slow_drip(server4: HTTPServer) -> None:
