@@ -195,12 +195,15 @@ async def test_webhook_method_headers_and_secret_headers(httpserver: HTTPServer,
 
 
 async def test_webhook_timeout_is_transient(httpserver: HTTPServer, base, ctx):
+    import threading
     import time
 
-    def slow(request):
-        time.sleep(0.5)
-        from werkzeug import Response
+    from werkzeug import Response
 
+    released = threading.Event()
+
+    def slow(request):
+        released.wait(0.5)
         return Response("late")
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
@@ -208,6 +211,11 @@ async def test_webhook_timeout_is_transient(httpserver: HTTPServer, base, ctx):
     adapter = AdapterInfo(None, "w", "webhook", "http", {}, {})
     with pytest.raises(TransientError, match="timed out"):
         await get_provider("webhook", "http").send(message, adapter, ctx)
+    # The server is shared: the abandoned request ends here, not in the next test's log.
+    released.set()
+    deadline = time.monotonic() + 2
+    while not httpserver.log and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 async def test_a_context_without_http_client_is_a_configuration_error(base):

@@ -8,8 +8,9 @@ not the ten of the real default.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,13 +38,21 @@ async def client() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def slow_url(httpserver: HTTPServer) -> str:
+def slow_url(httpserver: HTTPServer) -> Iterator[str]:
+    released, arrived = threading.Event(), []
+
     def slow(request: Request) -> Response:
-        time.sleep(ANSWER_AFTER_S)
+        arrived.append(request.path)
+        released.wait(ANSWER_AFTER_S)
         return Response('{"score": 7}', mimetype="application/json")
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
-    return httpserver.url_for("/slow")
+    yield httpserver.url_for("/slow")
+    # The server is shared: requests a test gave up on end here, not in the next test's log.
+    released.set()
+    deadline = time.monotonic() + 2
+    while len(httpserver.log) < len(arrived) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _webhook(url: str, fields: dict[str, Any], config: dict[str, Any]) -> tuple[Any, Any]:
