@@ -12,9 +12,18 @@ record and everything else real; per run, in alternating order:
   ``memory`` provider's (no task, no slots, no fence, no time bound).
 
 Each layer's cost is the difference of two neighbours' CPU per delivery (the client process's
-``process_time``, its database threads included). With the network out, the figures vary far
-less from run to run (about ±3 %) than dispatch.py's real ones (±5 to 10 %): changes to the engine
-are best measured here first, then confirmed with ``bench/dispatch.py --only r``.
+``process_time``, its database threads included). Two request-only rows, in the same
+alternation, say what the request costs without the engine, on the loop DripDrop runs:
+
+- ``bare``: bare aiohttp posting the same signed requests (``dispatch.py``'s client);
+- ``guarded``: those requests through ``guarded_request`` (the guard and wire layer, no engine).
+
+``wire`` + ``guarded`` is what a delivery would cost if the engine's work and the request's simply
+added up; ``real`` above that is what doing them together costs besides.
+
+With the network out, the figures vary far less from run to run (about ±3 %) than dispatch.py's
+real ones (±5 to 10 %): changes to the engine are best measured here first, then confirmed with
+``bench/dispatch.py --only r``.
 
 The stubs are this script's own monkeypatches of internal names (``dripdrop.net.client.
 wire_request``, ``WebhookProvider.send``, ``worker.eager.runs_in_process``): a measuring aid,
@@ -32,16 +41,30 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from dispatch import DEFAULT_URL, SHAPES, Bench, Sink, enrolled_real, say, timed
+from dispatch import (
+    DEFAULT_URL,
+    SHAPES,
+    Bench,
+    Sink,
+    each,
+    enrolled_real,
+    new_id_strings,
+    post_aiohttp,
+    say,
+    timed,
+)
 from multidict import CIMultiDict, CIMultiDictProxy
 
 import dripdrop.net.client as net_client
 import dripdrop.worker.runner as runner
 from dripdrop.channels.base import DeliveryResult
 from dripdrop.channels.providers.webhook_http import WebhookProvider
+from dripdrop.net import OutboundPolicy, create_http_client, guarded_request
 from dripdrop.net.wire import WireResponse
+from dripdrop.worker.loop_tuning import run as run_loop
 
 LAYERS = ("real", "wire", "provider", "inline")
+REQUEST_ONLY = ("bare", "guarded")
 _ANSWER = b'{"ok":true}'
 _HEADERS = CIMultiDictProxy(
     CIMultiDict({"Content-Type": "application/json", "Content-Length": str(len(_ANSWER))})
@@ -91,6 +114,30 @@ def one_run(bench: Bench, sink: Sink, layer: str, n: int, c: int) -> tuple[float
     return rate, cpu
 
 
+async def post_guarded(base: str, keys: list[str], c: int) -> None:
+    """The bench's signed requests through ``guarded_request``, at most ``c`` at a time."""
+    policy = OutboundPolicy(allowlist=("127.0.0.1/32",))
+    async with create_http_client(policy) as client:
+
+        async def send(i: int, key: str) -> None:
+            url, headers, body = SHAPES[0].request(base, i, key)
+            response = await guarded_request(client, "POST", url, content=body, headers=headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"guarded_request: HTTP {response.status_code}")
+
+        await each(keys, c, send)
+
+
+def request_only(sink: Sink, kind: str, n: int, c: int) -> tuple[float, float]:
+    """(requests/s, CPU µs per request) of ``n`` requests, no engine, on DripDrop's loop."""
+    keys = new_id_strings(n)
+    if kind == "bare":
+        sample = timed(sink, n, lambda: run_loop(post_aiohttp(SHAPES[0], sink.url, keys, c, {})))
+    else:
+        sample = timed(sink, n, lambda: run_loop(post_guarded(sink.url, keys, c)))
+    return sample.rate, sample.cpu_us
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--database-url", default=DEFAULT_URL)
@@ -99,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=10)
     args = ap.parse_args(argv)
     bench = Bench(args.database_url)
-    got: dict[str, list[tuple[float, float]]] = {layer: [] for layer in LAYERS}
+    got: dict[str, list[tuple[float, float]]] = {row: [] for row in LAYERS + REQUEST_ONLY}
     say(
         f"run_due(concurrency={args.concurrency}), {args.n:,} signed webhooks per run, "
         f"{args.runs} runs, layers alternating"
@@ -111,10 +158,14 @@ def main(argv: list[str] | None = None) -> int:
                     rate, cpu = one_run(bench, sink, layer, args.n, args.concurrency)
                     got[layer].append((rate, cpu))
                     say(f"  run {run + 1} {layer:8s} {rate:8,.0f}/s  {cpu:6.1f} µs CPU/delivery")
+                for kind in REQUEST_ONLY:
+                    rate, cpu = request_only(sink, kind, args.n, args.concurrency)
+                    got[kind].append((rate, cpu))
+                    say(f"  run {run + 1} {kind:8s} {rate:8,.0f}/s  {cpu:6.1f} µs CPU/request")
     finally:
         bench.cleanup()
-    cpu = {layer: statistics.median(c for _, c in got[layer]) for layer in LAYERS}
-    rate = {layer: statistics.median(r for r, _ in got[layer]) for layer in LAYERS}
+    cpu = {row: statistics.median(c for _, c in got[row]) for row in got}
+    rate = {row: statistics.median(r for r, _ in got[row]) for row in got}
     say("\nmedians: layer, deliveries/s, CPU µs per delivery, and what the layer above adds")
     below = {"real": "wire", "wire": "provider", "provider": "inline"}
     what = {
@@ -129,6 +180,22 @@ def main(argv: list[str] | None = None) -> int:
             f"  {layer:8s} {rate[layer]:8,.0f}/s  {cpu[layer]:6.1f} µs   "
             f"{extra:+6.1f} µs  {what[layer]}"
         )
+    say("\nthe request alone, no engine, on the same loop (CPU µs per request)")
+    say(f"  bare     {rate['bare']:8,.0f}/s  {cpu['bare']:6.1f} µs   bare aiohttp")
+    say(
+        f"  guarded  {rate['guarded']:8,.0f}/s  {cpu['guarded']:6.1f} µs   "
+        f"{cpu['guarded'] - cpu['bare']:+6.1f} µs  the guard and wire layer"
+    )
+    summed = cpu["wire"] + cpu["guarded"]
+    say(
+        f"  wire + guarded = {summed:.1f} µs if engine and request simply added up; real "
+        f"{cpu['real']:.1f} µs ({cpu['real'] - summed:+.1f})"
+    )
+    say(
+        f"  bare / (wire + bare) = {cpu['bare'] / (cpu['wire'] + cpu['bare']):.2f}: the "
+        f"C={args.concurrency} ratio to bare aiohttp if the engine's work and a bare request "
+        f"added up exactly (both CPU-bound; an estimate, not a measurement)"
+    )
     return 0
 
 
