@@ -7,6 +7,8 @@ import ipaddress
 import os
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +103,48 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[list[s
         return lookups
 
     return install
+
+
+class SlowHandler:
+    """A test server's handler that answers after ``seconds``, or as soon as ``settle`` lets it.
+
+    The servers are shared by many tests, so a request a client gave up on must not finish in
+    the next test's request log: ``settle`` releases the waiting requests and returns once the
+    server has logged each of them."""
+
+    def __init__(self, seconds: float, answer: Callable[[], Any]) -> None:
+        self.seconds, self.answer = seconds, answer
+        self._released = threading.Event()
+        self._arrived: list[Any] = []
+
+    def __call__(self, request: Any) -> Any:
+        self._arrived.append(request)
+        self._released.wait(self.seconds)
+        return self.answer()
+
+    def settle(self, server: Any, timeout: float = 2.0) -> None:
+        self._released.set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            logged = {id(request) for request, _ in server.log}
+            if all(id(request) in logged for request in self._arrived):
+                return
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def slow_handler() -> Iterator[Callable[..., SlowHandler]]:
+    """``make(server, seconds, answer=...)``: a :class:`SlowHandler` for ``server``, settled
+    when the test ends. Request it after the server's fixture, so it is torn down first."""
+    made: list[tuple[SlowHandler, Any]] = []
+
+    def make(server: Any, seconds: float, answer: Callable[[], Any] | None = None) -> SlowHandler:
+        from werkzeug import Response
+
+        handler = SlowHandler(seconds, answer or (lambda: Response("late")))
+        made.append((handler, server))
+        return handler
+
+    yield make
+    for handler, server in made:
+        handler.settle(server)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx2
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
+from werkzeug import Response
 
 from dripdrop.errors import OutboundBlocked, PermanentError, TransientError
 from dripdrop.net import OutboundPolicy, classify_http_error, create_http_client, guarded_request
@@ -132,14 +131,8 @@ async def test_response_at_the_cap_is_fine(server4: HTTPServer) -> None:
     assert response.content == b"y" * 10_000
 
 
-async def test_timeout_is_transient(server4: HTTPServer) -> None:
-    released = threading.Event()
-
-    def slow(_req: Request) -> Response:
-        released.wait(1.5)
-        return Response("late")
-
-    server4.expect_request("/slow").respond_with_handler(slow)
+async def test_timeout_is_transient(server4: HTTPServer, slow_handler) -> None:
+    server4.expect_request("/slow").respond_with_handler(slow_handler(server4, 1.5))
     policy = OutboundPolicy(allowlist=("127.0.0.1/32",), timeout=0.3)
     started = time.monotonic()
     async with create_http_client(policy) as c:
@@ -148,12 +141,6 @@ async def test_timeout_is_transient(server4: HTTPServer) -> None:
     assert time.monotonic() - started < 1.2
     error = classify_http_error(caught.value)
     assert isinstance(error, TransientError) and "timed out" in str(error)
-    # The server is shared by the module's tests: let the abandoned request finish here,
-    # not in the middle of the next test's request log.
-    released.set()
-    deadline = time.monotonic() + 2
-    while not server4.log and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 async def test_total_deadline_stops_a_slow_drip(server4: HTTPServer) -> None:

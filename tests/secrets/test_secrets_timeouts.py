@@ -8,15 +8,14 @@ not the ten of the real default.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
+from werkzeug import Response
 
 from dripdrop import ValidationError
 from dripdrop.channels import AdapterInfo, DeliveryContext, Message
@@ -38,21 +37,13 @@ async def client() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def slow_url(httpserver: HTTPServer) -> Iterator[str]:
-    released, arrived = threading.Event(), []
-
-    def slow(request: Request) -> Response:
-        arrived.append(request.path)
-        released.wait(ANSWER_AFTER_S)
+def slow_url(httpserver: HTTPServer, slow_handler) -> str:
+    def answer() -> Response:
         return Response('{"score": 7}', mimetype="application/json")
 
-    httpserver.expect_request("/slow").respond_with_handler(slow)
-    yield httpserver.url_for("/slow")
-    # The server is shared: requests a test gave up on end here, not in the next test's log.
-    released.set()
-    deadline = time.monotonic() + 2
-    while len(httpserver.log) < len(arrived) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    handler = slow_handler(httpserver, ANSWER_AFTER_S, answer)
+    httpserver.expect_request("/slow").respond_with_handler(handler)
+    return httpserver.url_for("/slow")
 
 
 def _webhook(url: str, fields: dict[str, Any], config: dict[str, Any]) -> tuple[Any, Any]:
