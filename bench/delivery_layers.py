@@ -132,9 +132,10 @@ def request_only(sink: Sink, kind: str, n: int, c: int) -> tuple[float, float]:
     """(requests/s, CPU µs per request) of ``n`` requests, no engine, on DripDrop's loop."""
     keys = new_id_strings(n)
     if kind == "bare":
-        sample = timed(sink, n, lambda: run_loop(post_aiohttp(SHAPES[0], sink.url, keys, c, {})))
+        requests = post_aiohttp(SHAPES[0], sink.url, keys, c, {})
     else:
-        sample = timed(sink, n, lambda: run_loop(post_guarded(sink.url, keys, c)))
+        requests = post_guarded(sink.url, keys, c)
+    sample = timed(sink, n, lambda: run_loop(requests))  # a coroutine runs only when awaited
     return sample.rate, sample.cpu_us
 
 
